@@ -1,0 +1,75 @@
+"""Service configuration: defaults, then `COMPUTE_*` environment variables, then test config.
+
+This is the only server-side module that reads the environment. Every setting has a
+default that runs the whole service on one machine from a single data directory.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "COMPUTE"
+SECRET_FILE_NAME = "secret.key"
+
+
+def default_data_dir() -> Path:
+    """The data directory used when none is configured: `$COMPUTE_DATA_DIR` or `./.compute`."""
+    return Path(os.environ.get("COMPUTE_DATA_DIR") or Path.cwd() / ".compute").resolve()
+
+
+def defaults(data_dir: Path) -> dict[str, Any]:
+    """Settings for a single-machine service rooted at `data_dir`."""
+    return {
+        "DATA_DIR": str(data_dir),
+        "SQLALCHEMY_DATABASE_URI": f"sqlite:///{data_dir / 'compute.db'}",
+        "BLOB_URL": f"file://{data_dir / 'blobs'}",
+        "REDIS_URL": None,
+        # The base URL clients reach the API at; derived from each request when unset.
+        "PUBLIC_URL": None,
+        "TOKEN_TTL_SECONDS": 365 * 24 * 3600,
+        "BUNDLE_UPLOAD_TTL_SECONDS": 3600,
+        "MAX_JSON_BYTES": 32 * 1024 * 1024,
+        "MAX_BUNDLE_BYTES": 256 * 1024 * 1024,
+        "MAX_BULK_JOBS": 100_000,
+        "DEFAULT_PAGE_SIZE": 100,
+        "MAX_PAGE_SIZE": 1000,
+        "DEFAULT_IMAGE": None,
+    }
+
+
+def environment_overrides() -> dict[str, Any]:
+    """Settings named by the well-known variables that deployments set without a prefix."""
+    overrides: dict[str, Any] = {}
+    if url := os.environ.get("DATABASE_URL"):
+        overrides["SQLALCHEMY_DATABASE_URI"] = normalize_database_url(url)
+    if url := os.environ.get("REDIS_URL"):
+        overrides["REDIS_URL"] = url
+    return overrides
+
+
+def normalize_database_url(url: str) -> str:
+    """Use the psycopg 3 driver for plain `postgres://` / `postgresql://` URLs."""
+    for scheme in ("postgres://", "postgresql://"):
+        if url.startswith(scheme):
+            return "postgresql+psycopg://" + url[len(scheme) :]
+    return url
+
+
+def load_secret_key(data_dir: Path) -> str:
+    """The token-signing secret: read from the data directory, created there on first start."""
+    path = data_dir / SECRET_FILE_NAME
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_urlsafe(48)
+    # O_EXCL: two processes starting together must agree on one secret.
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secret)
+    return secret

@@ -1,0 +1,69 @@
+"""Keep each function's per-status job counts and its wire status in step with its jobs.
+
+Every change to job rows calls `record_job_changes` in the same transaction. One UPDATE
+applies the count deltas and recomputes the status from the new counts, so concurrent
+writers (API requests, worker processes) never lose an increment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from compute.statuses import FunctionStatus, JobStatus
+
+from .models import BuildState, Function
+
+
+def count_column(status: str) -> sa.orm.InstrumentedAttribute[int]:
+    return getattr(Function, f"{JobStatus(status).value}_count")
+
+
+def status_expression(
+    build_state: sa.ColumnElement[str], counts: Mapping[str, sa.ColumnElement[int]]
+) -> sa.ColumnElement[str]:
+    """The wire status of a function, given SQL expressions for its build state and counts."""
+    outstanding = counts[JobStatus.PENDING] + counts[JobStatus.RUNNING]
+    unsuccessful = counts[JobStatus.FAILURE] + counts[JobStatus.TIMEOUT]
+    return sa.case(
+        (build_state != BuildState.BUILT, build_state),
+        (outstanding > 0, FunctionStatus.RUNNING.value),
+        (unsuccessful > 0, FunctionStatus.FAILURE.value),
+        else_=FunctionStatus.SUCCESS.value,
+    )
+
+
+def status_update_values(deltas: Mapping[str, int]) -> dict[str, sa.ColumnElement]:
+    """SET clauses applying `deltas` (job status -> change in count) and the new status."""
+    new_counts = {status: count_column(status) + deltas.get(status, 0) for status in JobStatus}
+    values: dict[str, sa.ColumnElement] = {
+        f"{status.value}_count": new_counts[status] for status in JobStatus if deltas.get(status, 0)
+    }
+    values["status"] = status_expression(Function.build_state, new_counts)
+    return values
+
+
+def record_job_changes(session: Session, function_id: str, deltas: Mapping[str, int]) -> None:
+    """Apply job-count deltas to a function and recompute its status."""
+    session.execute(
+        sa.update(Function)
+        .where(Function.id == function_id)
+        .values(status_update_values(deltas))
+        .execution_options(synchronize_session=False)
+    )
+
+
+def set_build_state(session: Session, function_id: str, build_state: str) -> None:
+    """Move a function's build along and recompute its status from its job counts."""
+    counts = {status: count_column(status) for status in JobStatus}
+    session.execute(
+        sa.update(Function)
+        .where(Function.id == function_id)
+        .values(
+            build_state=build_state,
+            status=status_expression(sa.literal(build_state), counts),
+        )
+        .execution_options(synchronize_session=False)
+    )

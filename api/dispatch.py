@@ -1,0 +1,48 @@
+"""Publishing work to the workers: the broker is a doorbell, the database the truth.
+
+Callers commit the rows first and ring afterwards, so a lost message never loses work:
+the row is still there to be found again. Task and queue names live here, shared with
+the worker.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import cache
+
+from celery import Celery
+from flask import current_app
+
+logger = logging.getLogger(__name__)
+
+BUILD_TASK = "compute.build_function"
+RUN_TASK = "compute.run_job"
+BUILD_QUEUE = "compute.builds"
+FUNCTION_QUEUE_PREFIX = "compute.function."
+
+
+def function_queue(function_id: str) -> str:
+    """Each function's jobs wait on their own queue."""
+    return FUNCTION_QUEUE_PREFIX + function_id
+
+
+@cache
+def publisher(broker_url: str) -> Celery:
+    app = Celery("compute-api", broker=broker_url)
+    app.conf.broker_connection_retry_on_startup = True
+    app.conf.broker_transport_options = {"max_retries": 3}
+    return app
+
+
+def _publisher() -> Celery | None:
+    url = current_app.config.get("REDIS_URL")
+    return publisher(url) if url else None
+
+
+def request_build(function_id: str) -> None:
+    """Ask a worker to build `function_id`'s environment."""
+    app = _publisher()
+    if app is None:
+        logger.info("no broker configured; build of %s waits for one", function_id)
+        return
+    app.send_task(BUILD_TASK, args=[function_id], queue=BUILD_QUEUE)

@@ -1,0 +1,126 @@
+"""The database schema: users, functions and jobs.
+
+Job state lives here, not in the broker. Each function keeps a count of its jobs per
+status, updated in the same statement as the job rows (see `counters.py`), so its status
+and `job_statistics` never need a scan of a million job rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from compute.statuses import FunctionStatus, JobStatus
+
+from .extensions import db
+from .ids import new_id
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+class UTCDateTime(sa.TypeDecorator[dt.datetime]):
+    """Stores naive UTC on every database; hands back aware UTC datetimes."""
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are ambiguous; pass an aware UTC datetime")
+        return value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        return None if value is None else value.replace(tzinfo=dt.timezone.utc)
+
+
+class BuildState:
+    """Where a function's code is on its way to a runnable environment."""
+
+    AWAITING_BUNDLE = FunctionStatus.AWAITING_BUNDLE.value
+    BUILDING = FunctionStatus.BUILDING.value
+    BUILD_FAILED = FunctionStatus.BUILD_FAILED.value
+    BUILT = "built"
+
+
+STATUS_LENGTH = 16
+
+
+class User(db.Model):  # type: ignore[name-defined]
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(sa.String(32), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(sa.String(200), unique=True)
+    is_admin: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    creation_date: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Function(db.Model):  # type: ignore[name-defined]
+    __tablename__ = "functions"
+    __table_args__ = (
+        sa.Index("ix_functions_owner_created", "owner_id", "creation_date", "id"),
+        sa.Index("ix_functions_owner_status", "owner_id", "status", "creation_date", "id"),
+        sa.Index("ix_functions_owner_name", "owner_id", "name"),
+    )
+
+    id: Mapped[str] = mapped_column(sa.String(32), primary_key=True, default=new_id)
+    owner_id: Mapped[str] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"))
+    creation_date: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    name: Mapped[str] = mapped_column(sa.String(200))
+    image: Mapped[str] = mapped_column(sa.String(200))
+    cpus: Mapped[float] = mapped_column(sa.Float)
+    memory: Mapped[int] = mapped_column(sa.Integer)
+    maximum_concurrency: Mapped[int] = mapped_column(sa.Integer)
+    timeout: Mapped[int] = mapped_column(sa.Integer)
+    retry_count: Mapped[int] = mapped_column(sa.Integer)
+    # The wire status, kept in step with build_state and the job counts below.
+    status: Mapped[str] = mapped_column(
+        sa.String(STATUS_LENGTH), default=FunctionStatus.AWAITING_BUNDLE.value
+    )
+    build_state: Mapped[str] = mapped_column(
+        sa.String(STATUS_LENGTH), default=BuildState.AWAITING_BUNDLE
+    )
+    build_error: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
+    bundle_key: Mapped[str | None] = mapped_column(sa.String(300), nullable=True)
+    bundle_size: Mapped[int | None] = mapped_column(sa.BigInteger, nullable=True)
+    bundle_sha256: Mapped[str | None] = mapped_column(sa.String(64), nullable=True)
+    build_log_key: Mapped[str | None] = mapped_column(sa.String(300), nullable=True)
+    pending_count: Mapped[int] = mapped_column(sa.Integer, default=0)
+    running_count: Mapped[int] = mapped_column(sa.Integer, default=0)
+    success_count: Mapped[int] = mapped_column(sa.Integer, default=0)
+    failure_count: Mapped[int] = mapped_column(sa.Integer, default=0)
+    timeout_count: Mapped[int] = mapped_column(sa.Integer, default=0)
+
+    def job_statistics(self) -> dict[str, int]:
+        return {status.value: getattr(self, f"{status.value}_count") for status in JobStatus}
+
+
+class Job(db.Model):  # type: ignore[name-defined]
+    __tablename__ = "jobs"
+    __table_args__ = (
+        sa.Index("ix_jobs_function_created", "function_id", "creation_date", "id"),
+        sa.Index("ix_jobs_function_status", "function_id", "status", "creation_date", "id"),
+        sa.Index("ix_jobs_owner_created", "owner_id", "creation_date", "id"),
+        sa.Index("ix_jobs_owner_status", "owner_id", "status", "creation_date", "id"),
+    )
+
+    id: Mapped[str] = mapped_column(sa.String(32), primary_key=True, default=new_id)
+    function_id: Mapped[str] = mapped_column(sa.ForeignKey("functions.id", ondelete="CASCADE"))
+    # Copied from the function so an owner's job list needs no join.
+    owner_id: Mapped[str] = mapped_column(sa.String(32))
+    creation_date: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    args: Mapped[Any] = mapped_column(sa.JSON(none_as_null=True), nullable=True)
+    kwargs: Mapped[Any] = mapped_column(sa.JSON(none_as_null=True), nullable=True)
+    status: Mapped[str] = mapped_column(sa.String(STATUS_LENGTH), default=JobStatus.PENDING.value)
+    runtime: Mapped[float | None] = mapped_column(sa.Float, nullable=True)
+    attempt: Mapped[int] = mapped_column(sa.Integer, default=0)
+    error: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
+    start_date: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    end_date: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    has_result: Mapped[bool] = mapped_column(sa.Boolean, default=False)

@@ -1,0 +1,1 @@
+"""List queries: the filter grammar, sorting, keyset pages and their cursors."""

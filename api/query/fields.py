@@ -1,0 +1,111 @@
+"""Which attributes of each resource can be filtered and sorted, and how values are typed."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from compute.statuses import FunctionStatus, JobStatus
+
+from ..models import Function, Job
+
+
+class ValueTypeError(ValueError):
+    """A filter value that cannot be read as its attribute's type."""
+
+
+def as_string(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueTypeError("expected a string")
+    return value
+
+
+def as_float(value: Any) -> float:
+    if isinstance(value, bool):
+        raise ValueTypeError("expected a number")
+    try:
+        number = float(value)
+    except (TypeError, ValueError) as error:
+        raise ValueTypeError("expected a number") from error
+    if not math.isfinite(number):
+        raise ValueTypeError("expected a finite number")
+    return number
+
+
+def as_int(value: Any) -> int:
+    number = as_float(value)
+    if number != int(number):
+        raise ValueTypeError("expected an integer")
+    return int(number)
+
+
+def as_datetime(value: Any) -> dt.datetime:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return dt.datetime.fromtimestamp(value, tz=dt.timezone.utc)
+    if not isinstance(value, str):
+        raise ValueTypeError("expected an ISO-8601 datetime")
+    text = value[:-1] + "+00:00" if value.endswith(("Z", "z")) else value
+    try:
+        parsed = dt.datetime.fromisoformat(text)
+    except ValueError as error:
+        raise ValueTypeError("expected an ISO-8601 datetime") from error
+    if parsed.tzinfo is None:
+        # The protocol's datetimes are UTC; a naive value is read as UTC too.
+        parsed = parsed.replace(tzinfo=dt.timezone.utc)
+    return parsed.astimezone(dt.timezone.utc)
+
+
+def as_enum(enum: type) -> Callable[[Any], str]:
+    allowed = ", ".join(member.value for member in enum)
+
+    def convert(value: Any) -> str:
+        try:
+            return enum(value).value
+        except ValueError as error:
+            raise ValueTypeError(f"expected one of {allowed}") from error
+
+    return convert
+
+
+@dataclass(frozen=True)
+class Field:
+    """A queryable attribute: its column, how to read a value, and whether it is text."""
+
+    column: sa.orm.InstrumentedAttribute[Any]
+    convert: Callable[[Any], Any]
+    is_text: bool = False
+    nullable: bool = False
+
+
+def text_field(column: Any) -> Field:
+    return Field(column, as_string, is_text=True)
+
+
+FUNCTION_FIELDS: dict[str, Field] = {
+    "id": text_field(Function.id),
+    "creation_date": Field(Function.creation_date, as_datetime),
+    "name": text_field(Function.name),
+    "image": text_field(Function.image),
+    "cpus": Field(Function.cpus, as_float),
+    "memory": Field(Function.memory, as_int),
+    "maximum_concurrency": Field(Function.maximum_concurrency, as_int),
+    "timeout": Field(Function.timeout, as_int),
+    "retry_count": Field(Function.retry_count, as_int),
+    "status": Field(Function.status, as_enum(FunctionStatus), is_text=True),
+}
+
+JOB_FIELDS: dict[str, Field] = {
+    "id": text_field(Job.id),
+    "function_id": text_field(Job.function_id),
+    "creation_date": Field(Job.creation_date, as_datetime),
+    "runtime": Field(Job.runtime, as_float, nullable=True),
+    "status": Field(Job.status, as_enum(JobStatus), is_text=True),
+    "attempt": Field(Job.attempt, as_int),
+    "start_date": Field(Job.start_date, as_datetime, nullable=True),
+    "end_date": Field(Job.end_date, as_datetime, nullable=True),
+}

@@ -1,0 +1,1 @@
+"""One blueprint per resource of the Compute v1 API."""

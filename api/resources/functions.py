@@ -1,0 +1,116 @@
+"""`/functions`: create, read, change, delete, list, build log, and bundle submission."""
+
+from __future__ import annotations
+
+import gzip
+
+import sqlalchemy as sa
+from flask import Blueprint, Response, current_app, jsonify, request
+
+from .. import dispatch
+from ..auth import authenticate_request, current_identity
+from ..blobstore import build_log_key, bundle_key, function_jobs_prefix
+from ..counters import set_build_state
+from ..errors import BadRequest, Conflict
+from ..extensions import db
+from ..models import BuildState, Function, Job
+from ..ownership import get_owned
+from ..query.fields import FUNCTION_FIELDS
+from ..wire import function_create, function_patch, function_to_json, json_body
+from .paging import serve_list
+from .uploads import bundle_upload_url
+
+blueprint = Blueprint("functions", __name__)
+blueprint.before_request(authenticate_request)
+
+STATISTICS = "job.statistics"
+
+
+def wants_statistics() -> bool:
+    includes = [item for value in request.args.getlist("include") for item in value.split(",")]
+    unknown = {item for item in includes if item} - {STATISTICS}
+    if unknown:
+        raise BadRequest(
+            f"Unknown include(s): {', '.join(sorted(unknown))}; allowed: {STATISTICS}",
+            {"include": ["unknown include"]},
+        )
+    return STATISTICS in includes
+
+
+@blueprint.post("/functions")
+def create_function() -> tuple[Response, int]:
+    values = function_create(json_body(), current_app.config["DEFAULT_IMAGE"])
+    function = Function(owner_id=current_identity().user_id, **values)
+    db.session.add(function)
+    db.session.commit()
+    body = {
+        "function": function_to_json(function),
+        "bundle_upload_url": bundle_upload_url(function.id),
+    }
+    return jsonify(body), 201
+
+
+@blueprint.get("/functions/<function_id>")
+def get_function(function_id: str) -> Response:
+    include_statistics = wants_statistics()
+    function = get_owned(Function, function_id)
+    return jsonify(function_to_json(function, include_statistics))
+
+
+@blueprint.patch("/functions/<function_id>")
+def patch_function(function_id: str) -> Response:
+    function = get_owned(Function, function_id, for_update=True)
+    for name, value in function_patch(json_body(), function).items():
+        setattr(function, name, value)
+    db.session.commit()
+    return jsonify(function_to_json(function))
+
+
+@blueprint.delete("/functions/<function_id>")
+def delete_function(function_id: str) -> Response:
+    function = get_owned(Function, function_id, for_update=True)
+    db.session.execute(sa.delete(Job).where(Job.function_id == function.id))
+    db.session.delete(function)
+    db.session.commit()
+    # Blobs go after the rows: a crash in between leaves unreachable blobs, never rows
+    # pointing at missing blobs.
+    store = current_app.extensions["blobstore"]
+    store.delete_prefix(function_jobs_prefix(function_id))
+    store.delete(bundle_key(function_id))
+    store.delete(build_log_key(function_id))
+    return Response(status=204)
+
+
+@blueprint.get("/functions/<function_id>/log")
+def get_build_log(function_id: str) -> Response:
+    function = get_owned(Function, function_id)
+    log = current_app.extensions["blobstore"].get(build_log_key(function.id)) or b""
+    # The published client gunzips the body itself: no Content-Encoding header.
+    return Response(gzip.compress(log), mimetype="application/octet-stream")
+
+
+@blueprint.post("/functions/<function_id>/bundle")
+def submit_bundle(function_id: str) -> Response:
+    function = get_owned(Function, function_id, for_update=True)
+    if function.build_state == BuildState.AWAITING_BUNDLE:
+        if function.bundle_key is None:
+            raise Conflict(
+                "No bundle has been uploaded for this function; PUT it to its "
+                "bundle_upload_url first.",
+                {"bundle": ["not uploaded"]},
+            )
+        set_build_state(db.session, function.id, BuildState.BUILDING)
+        db.session.commit()
+        db.session.refresh(function)
+        dispatch.request_build(function.id)
+    return jsonify(function_to_json(function))
+
+
+@blueprint.get("/functions")
+def list_functions() -> Response:
+    return serve_list(
+        Function,
+        FUNCTION_FIELDS,
+        {STATISTICS},
+        lambda function, include: function_to_json(function, STATISTICS in include),
+    )

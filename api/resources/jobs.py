@@ -1,0 +1,118 @@
+"""`/jobs`: submit one or many, rerun, read, change, delete, list, result and log."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from flask import Blueprint, Response, current_app, jsonify
+
+from compute.statuses import JobStatus
+
+from ..auth import authenticate_request
+from ..blobstore import job_log_key, job_prefix, job_result_key
+from ..errors import Conflict
+from ..extensions import db
+from ..jobstore import delete_job, insert_jobs, reset_for_rerun
+from ..models import BuildState, Function, Job
+from ..ownership import get_owned
+from ..query.fields import JOB_FIELDS
+from ..wire import bulk_create, job_create, job_patch, job_to_json, json_body
+from .paging import serve_list
+
+blueprint = Blueprint("jobs", __name__)
+blueprint.before_request(authenticate_request)
+
+IN_CLAUSE_CHUNK = 1000
+
+
+def function_accepting_jobs(function_id: str) -> Function:
+    """The caller's function, locked, provided its build has not failed."""
+    function = get_owned(Function, function_id, for_update=True)
+    if function.build_state == BuildState.BUILD_FAILED:
+        reason = function.build_error or "see the build log"
+        raise Conflict(
+            f"Function {function.id} failed to build ({reason}); it cannot run jobs.",
+            {"function_id": ["build failed"]},
+        )
+    return function
+
+
+@blueprint.post("/jobs")
+def create_job() -> tuple[Response, int]:
+    values = job_create(json_body())
+    function = function_accepting_jobs(values["function_id"])
+    (job,) = insert_jobs(db.session, function, [(values.get("args"), values.get("kwargs"))])
+    db.session.commit()
+    return jsonify(job_to_json(job)), 201
+
+
+@blueprint.post("/jobs/bulk")
+def create_jobs() -> tuple[Response, int]:
+    function_id, calls = bulk_create(json_body(), current_app.config["MAX_BULK_JOBS"])
+    function = function_accepting_jobs(function_id)
+    jobs = insert_jobs(db.session, function, calls)
+    db.session.commit()
+    return jsonify([job_to_json(job) for job in jobs]), 201
+
+
+@blueprint.post("/jobs/rerun")
+def rerun_jobs() -> tuple[Response, int]:
+    body = json_body()
+    values = job_create({"function_id": body.get("function_id")})
+    function = function_accepting_jobs(values["function_id"])
+    ids = reset_for_rerun(db.session, function.id)
+    db.session.commit()
+    jobs: list[Job] = []
+    for start in range(0, len(ids), IN_CLAUSE_CHUNK):
+        chunk = ids[start : start + IN_CLAUSE_CHUNK]
+        jobs.extend(db.session.scalars(sa.select(Job).where(Job.id.in_(chunk))))
+    jobs.sort(key=lambda job: (job.creation_date, job.id))
+    return jsonify([job_to_json(job) for job in jobs]), 201
+
+
+@blueprint.get("/jobs/<job_id>")
+def get_job(job_id: str) -> Response:
+    return jsonify(job_to_json(get_owned(Job, job_id)))
+
+
+@blueprint.patch("/jobs/<job_id>")
+def patch_job(job_id: str) -> Response:
+    job = get_owned(Job, job_id, for_update=True)
+    values = job_patch(json_body(), job)
+    if values and job.status != JobStatus.PENDING:
+        raise Conflict(
+            f"Job {job.id} is {job.status}; only a pending job's arguments can change.",
+            {"status": [job.status]},
+        )
+    for name, value in values.items():
+        setattr(job, name, value)
+    db.session.commit()
+    return jsonify(job_to_json(job))
+
+
+@blueprint.delete("/jobs/<job_id>")
+def delete_one_job(job_id: str) -> Response:
+    job = get_owned(Job, job_id, for_update=True)
+    function_id = job.function_id
+    delete_job(db.session, job)
+    db.session.commit()
+    current_app.extensions["blobstore"].delete_prefix(job_prefix(function_id, job_id))
+    return Response(status=204)
+
+
+@blueprint.get("/jobs/<job_id>/result")
+def get_result(job_id: str) -> Response:
+    job = get_owned(Job, job_id)
+    result = current_app.extensions["blobstore"].get(job_result_key(job.function_id, job.id))
+    return Response(result or b"", mimetype="application/octet-stream")
+
+
+@blueprint.get("/jobs/<job_id>/log")
+def get_log(job_id: str) -> Response:
+    job = get_owned(Job, job_id)
+    log = current_app.extensions["blobstore"].get(job_log_key(job.function_id, job.id))
+    return Response(log or b"", mimetype="application/x-ndjson")
+
+
+@blueprint.get("/jobs")
+def list_jobs() -> Response:
+    return serve_list(Job, JOB_FIELDS, set(), lambda job, include: job_to_json(job))

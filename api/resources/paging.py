@@ -1,0 +1,38 @@
+"""The list endpoint shared by every resource: parse, query, answer the page envelope."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from flask import Response, current_app, jsonify, request
+
+from ..extensions import db
+from ..ownership import owner_scope
+from ..query.fields import Field
+from ..query.listing import parse_list_query, run_list_query
+
+
+def serve_list(
+    model: Any,
+    fields: dict[str, Field],
+    allowed_includes: set[str],
+    to_json: Callable[[Any, list[str]], dict[str, Any]],
+) -> Response:
+    config = current_app.config
+    secret = config["SECRET_KEY"]
+    query = parse_list_query(
+        request.args,
+        fields,
+        allowed_includes,
+        config["DEFAULT_PAGE_SIZE"],
+        config["MAX_PAGE_SIZE"],
+        secret,
+    )
+    page = run_list_query(db.session, model, fields, owner_scope(model), query, secret)
+    return jsonify(
+        {
+            "data": [to_json(row, page.include) for row in page.rows],
+            "meta": {"page_cursor": page.cursor, "total": page.total},
+        }
+    )
