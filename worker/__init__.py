@@ -1,0 +1,1 @@
+"""Celery workers: build each function's environment and run its jobs."""

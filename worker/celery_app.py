@@ -1,0 +1,43 @@
+"""The worker's Celery app, configured from the same settings as the API.
+
+Start a worker with `celery -A worker.celery_app worker`. Tasks run inside the Flask
+app context so they share the API's models, database and blob store.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery, Task
+from flask import Flask
+
+from api import create_app
+from api.dispatch import BUILD_QUEUE
+
+
+def celery_init_app(app: Flask) -> Celery:
+    """A Celery app bound to `app`: every task body runs inside its app context."""
+
+    class FlaskTask(Task):
+        def __call__(self, *args: Any, **kwargs: Any) -> Any:
+            with app.app_context():
+                return self.run(*args, **kwargs)
+
+    broker_url = app.config.get("REDIS_URL")
+    if not broker_url:
+        raise RuntimeError("REDIS_URL must name the broker the workers consume from")
+    celery = Celery(app.name, task_cls=FlaskTask, broker=broker_url)
+    celery.conf.update(
+        task_ignore_result=True,
+        task_acks_late=True,
+        worker_prefetch_multiplier=1,
+        task_default_queue=BUILD_QUEUE,
+        broker_connection_retry_on_startup=True,
+    )
+    celery.set_default()
+    app.extensions["celery"] = celery
+    return celery
+
+
+flask_app = create_app()
+app = celery_init_app(flask_app)
