@@ -1,0 +1,237 @@
+"""The HTTP client: one object owning the session, and the module-level default one.
+
+All HTTP traffic of the SDK goes through :class:`ComputeClient`, which is also the one
+place where errors of the HTTP library are translated into :mod:`compute._exceptions`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Iterator
+from typing import IO, Any
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from . import _config
+from ._exceptions import ServerError, ServiceUnavailableError, error_for_status
+
+logger = logging.getLogger(__name__)
+
+#: (connect, read) timeouts in seconds.
+DEFAULT_TIMEOUT: tuple[float, float] = (10.0, 120.0)
+#: Only these methods are retried: repeating them cannot create a second object.
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+USER_AGENT = "compute-python"
+
+
+def default_retry() -> Retry:
+    """The retry policy of sessions the client creates itself."""
+    return Retry(
+        total=5,
+        connect=3,
+        read=2,
+        status=3,
+        backoff_factor=0.2,
+        status_forcelist=(502, 503, 504),
+        allowed_methods=IDEMPOTENT_METHODS,
+        raise_on_status=False,
+        respect_retry_after_header=True,
+    )
+
+
+class ComputeClient:
+    """Talks to one compute service as one user.
+
+    Args:
+        url: The API base URL; resolved by :func:`compute._config.load_settings` if None.
+        token: The bearer token; resolved the same way if None.
+        session: A ``requests.Session`` to use as is (no retry policy is added to it);
+            by default the client creates one that retries idempotent requests.
+        timeout: ``(connect, read)`` timeouts in seconds.
+
+    Raises:
+        ConfigurationError: No URL or token could be found.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        token: str | None = None,
+        *,
+        session: requests.Session | None = None,
+        timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
+    ) -> None:
+        self.settings = _config.load_settings(url, token).require()
+        self.timeout = timeout
+        if session is None:
+            session = requests.Session()
+            adapter = HTTPAdapter(max_retries=default_retry())
+            session.mount("http://", adapter)
+            session.mount("https://", adapter)
+        self.session = session
+
+    @property
+    def url(self) -> str:
+        """The API base URL, without a trailing slash."""
+        return self.settings.url or ""
+
+    def __repr__(self) -> str:
+        return f"<ComputeClient {self.url}>"
+
+    def close(self) -> None:
+        """Close the underlying HTTP session."""
+        self.session.close()
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Any = None,
+        json_body: Any = None,
+        stream: bool = False,
+    ) -> requests.Response:
+        """Send an authenticated request to ``base URL + path``.
+
+        Args:
+            method: The HTTP method.
+            path: The path under the base URL, starting with ``/``.
+            params: Query parameters; list values become repeated parameters.
+            json_body: A JSON-serialisable body.
+            stream: Whether to stream the response body.
+
+        Returns:
+            The successful response.
+
+        Raises:
+            ApiError: The service answered with an error status (a subclass per status).
+            ServiceUnavailableError: The service could not be reached.
+        """
+        headers = {
+            "Authorization": f"Bearer {self.settings.token}",
+            "User-Agent": USER_AGENT,
+        }
+        return self._send(
+            method, self.url + path, headers=headers, params=params, json=json_body, stream=stream
+        )
+
+    def json(self, method: str, path: str, **kwargs: Any) -> Any:
+        """Like :meth:`request`, returning the decoded JSON body (None when empty)."""
+        return _decode_json(self.request(method, path, **kwargs))
+
+    def upload(self, url: str, data: IO[bytes]) -> None:
+        """PUT a bundle to a pre-authorised absolute URL, without the Authorization header.
+
+        Args:
+            url: The absolute upload URL the service handed out.
+            data: A binary file object to send as the body.
+        """
+        headers = {"Content-Type": "application/octet-stream", "User-Agent": USER_AGENT}
+        self._send("PUT", url, headers=headers, data=data)
+
+    def iter_pages(self, path: str, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """Yield the items of a paged list, following ``meta.page_cursor``.
+
+        The first request carries ``params``; later ones carry only the cursor.
+        """
+        query: dict[str, Any] = params
+        while True:
+            page = self.json("GET", path, params=query)
+            yield from page["data"]
+            cursor = page.get("meta", {}).get("page_cursor")
+            if not cursor:
+                return
+            query = {"page_cursor": cursor}
+
+    def iter_ndjson(self, path: str) -> Iterator[dict[str, Any]]:
+        """Yield the JSON objects of a newline-delimited JSON response, skipping blank lines."""
+        response = self.request("GET", path, stream=True)
+        try:
+            for line in response.iter_lines():
+                if line.strip():
+                    yield json.loads(line)
+        except requests.RequestException as exc:
+            raise ServiceUnavailableError(f"Connection lost while reading {path}: {exc}") from exc
+        finally:
+            response.close()
+
+    def _send(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        try:
+            response = self.session.request(method, url, timeout=self.timeout, **kwargs)
+        except requests.RequestException as exc:
+            raise ServiceUnavailableError(f"{method} {url} failed: {exc}") from exc
+        if response.status_code >= 400:
+            try:
+                body = response.json()
+            except ValueError:
+                body = None
+            raise error_for_status(response.status_code, body, response.reason or "")
+        return response
+
+
+def _decode_json(response: requests.Response) -> Any:
+    if not response.content:
+        return None
+    try:
+        return response.json()
+    except ValueError as exc:
+        raise ServerError(
+            f"The service sent a body that is not JSON: {response.text[:200]!r}",
+            status=response.status_code,
+        ) from exc
+
+
+_lock = threading.Lock()
+_default: ComputeClient | None = None
+_overrides: dict[str, Any] = {}
+
+
+def configure(
+    url: str | None = None,
+    token: str | None = None,
+    *,
+    session: requests.Session | None = None,
+) -> ComputeClient:
+    """Set up the default client used by Function, Job and Search.
+
+    Values left as None are read again from the environment and the config file; the
+    previous explicit values are forgotten. Calling ``configure()`` with no arguments
+    therefore picks up changed environment variables.
+
+    Args:
+        url: The API base URL, e.g. ``http://127.0.0.1:8000/compute/v1``.
+        token: The bearer token.
+        session: A ``requests.Session`` for the client to use.
+
+    Returns:
+        The new default client.
+
+    Raises:
+        ConfigurationError: No URL or token could be found.
+    """
+    global _default
+    with _lock:
+        _overrides.clear()
+        _overrides.update(url=url, token=token, session=session)
+        _default = None
+    return get_default_client()
+
+
+def get_default_client() -> ComputeClient:
+    """Return the default client, re-created whenever the resolved settings change.
+
+    Raises:
+        ConfigurationError: No URL or token could be found.
+    """
+    global _default
+    settings = _config.load_settings(_overrides.get("url"), _overrides.get("token"))
+    with _lock:
+        if _default is None or _default.settings != settings:
+            _default = ComputeClient(
+                settings.url, settings.token, session=_overrides.get("session")
+            )
+        return _default

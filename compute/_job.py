@@ -1,0 +1,181 @@
+"""Job: one invocation of a Function."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from ._attributes import Attribute, DatetimeAttribute, parse_datetime
+from ._client import get_default_client
+from ._document import Document, DocumentState
+from ._search import Search
+from ._serializable import decode_result
+from ._waiting import poll_until
+from .statuses import JobStatus
+
+if TYPE_CHECKING:
+    from ._function import Function
+
+
+class Job(Document):
+    """A single invocation of a Function with its arguments.
+
+    Args:
+        function_id: The id of the Function to run.
+        args: Positional arguments for the function.
+        kwargs: Keyword arguments for the function.
+        **extra: Further attributes (``saved=True`` when they come from the service).
+
+    Example:
+        >>> job = Job(function.id, args=[1, 2])
+        >>> job.save()
+        >>> job.wait_for_completion()
+        >>> job.result()
+    """
+
+    id = Attribute(str, filterable=True, sortable=True, readonly=True, doc="The Job's id.")
+    function_id = Attribute(
+        str, filterable=True, mutable=False, doc="The id of the Function the Job runs."
+    )
+    creation_date = DatetimeAttribute(
+        filterable=True, sortable=True, readonly=True, doc="When the Job was created (UTC)."
+    )
+    args = Attribute(list, doc="The positional arguments of the call.")
+    kwargs = Attribute(dict, doc="The keyword arguments of the call.")
+    runtime = Attribute(
+        int, filterable=True, sortable=True, readonly=True, doc="Seconds the Job ran, once done."
+    )
+    status = Attribute(
+        JobStatus, filterable=True, sortable=True, readonly=True, doc="The Job's JobStatus."
+    )
+
+    def __init__(
+        self,
+        function_id: str | None = None,
+        args: list[Any] | tuple[Any, ...] | None = None,
+        kwargs: dict[str, Any] | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(function_id=function_id, args=args, kwargs=kwargs, **extra)
+
+    def __repr__(self) -> str:
+        if self._deleted:
+            return "Job (deleted)"
+        return f"Job {self.id}: {self.status}"
+
+    @property
+    def function(self) -> Function:
+        """Fetch the Function this Job belongs to."""
+        from ._function import Function
+
+        return Function.get(self.function_id)
+
+    @classmethod
+    def get(cls, id: str) -> Job:
+        """Fetch a Job by id.
+
+        Raises:
+            NotFoundError: No such Job for this user.
+        """
+        return cls._from_remote(get_default_client().json("GET", f"/jobs/{id}"))
+
+    @classmethod
+    def search(cls) -> Search[Job]:
+        """Start a lazy search over the user's Jobs."""
+        return Search(cls, "/jobs")
+
+    @classmethod
+    def list(cls, page_size: int = 100, **params: Any) -> Search[Job]:
+        """List Jobs; ``params`` may hold plain filters such as ``function_id`` or ``status``.
+
+        Args:
+            page_size: Jobs fetched per request.
+            **params: Further query parameters.
+        """
+        return cls.search().param(page_size=page_size, **params)
+
+    def refresh(self) -> None:
+        """Reload the Job from the service, discarding local changes."""
+        self._require_saved("refresh")
+        self._load_from_remote(get_default_client().json("GET", f"/jobs/{self.id}"))
+
+    def save(self) -> None:
+        """Create the Job, or send the attributes changed since it was loaded.
+
+        Raises:
+            ValueError: The Job was deleted.
+        """
+        state = self.state
+        if state == DocumentState.SAVED:
+            return
+        client = get_default_client()
+        if state == DocumentState.NEW:
+            data = client.json("POST", "/jobs", json_body=self.to_dict(exclude_none=True))
+        elif state == DocumentState.MODIFIED:
+            body = self.to_dict(only_modified=True)
+            data = client.json("PATCH", f"/jobs/{self.id}", json_body=body)
+        else:
+            raise ValueError(f"Cannot save Job {self.id}: it was deleted")
+        self._load_from_remote(data)
+
+    def delete(self) -> None:
+        """Delete the Job with its result and log.
+
+        Raises:
+            ValueError: The Job was never saved.
+        """
+        self._require_saved("delete")
+        get_default_client().request("DELETE", f"/jobs/{self.id}")
+        self._deleted = True
+
+    def result(self, cast_type: type | None = None) -> Any:
+        """Fetch the Job's return value.
+
+        Args:
+            cast_type: A :class:`Serializable` type whose ``deserialize`` rebuilds the value.
+
+        Returns:
+            None when there is no result, else the decoded JSON or the raw bytes.
+
+        Raises:
+            ValueError: ``cast_type`` does not implement ``deserialize``.
+        """
+        response = get_default_client().request("GET", f"/jobs/{self.id}/result")
+        return decode_result(response.content, cast_type)
+
+    def iter_log(self, timestamps: bool = True) -> Iterator[str]:
+        """Yield the lines the Job printed.
+
+        Args:
+            timestamps: Prefix each line with its time, in the local timezone.
+        """
+        for entry in get_default_client().iter_ndjson(f"/jobs/{self.id}/log"):
+            line = str(entry.get("log", ""))
+            if timestamps and entry.get("date"):
+                line = f"{parse_datetime(entry['date']).astimezone()} {line}"
+            yield line
+
+    def log(self, timestamps: bool = True) -> None:
+        """Print the lines the Job printed; see :meth:`iter_log` to get them instead."""
+        for line in self.iter_log(timestamps=timestamps):
+            print(line)
+
+    def wait_for_completion(self, timeout: float | None = None, interval: float = 10) -> None:
+        """Block until the Job succeeds, fails or times out.
+
+        Args:
+            timeout: Seconds to wait at most; forever when None.
+            interval: Seconds between polls (fractions allowed).
+
+        Raises:
+            TimeoutError: The Job was still running after ``timeout`` seconds.
+        """
+        print(f"Job {self.id} starting status {self.status}")
+        poll_until(
+            self,
+            lambda: self.status in JobStatus.final(),
+            timeout,
+            interval,
+            f"Job {self.id} did not complete before timeout!",
+            f"Job {self.id}",
+        )
