@@ -13,8 +13,9 @@ from ..errors import Conflict
 from ..extensions import db
 from ..jobstore import delete_job, insert_jobs, reset_for_rerun
 from ..models import BuildState, Function, Job
-from ..ownership import get_owned
+from ..ownership import get_owned, owner_scope
 from ..query.fields import JOB_FIELDS
+from ..query.totals import job_total_from_counters
 from ..wire import bulk_create, job_create, job_patch, job_to_json, json_body
 from .paging import serve_list
 
@@ -115,4 +116,10 @@ def get_log(job_id: str) -> Response:
 
 @blueprint.get("/jobs")
 def list_jobs() -> Response:
-    return serve_list(Job, JOB_FIELDS, set(), lambda job, include: job_to_json(job))
+    return serve_list(
+        Job,
+        JOB_FIELDS,
+        set(),
+        lambda job, include: job_to_json(job),
+        lambda session, terms: job_total_from_counters(session, terms, owner_scope(Function)),
+    )

@@ -10,7 +10,7 @@ from flask import Response, current_app, jsonify, request
 from ..extensions import db
 from ..ownership import owner_scope
 from ..query.fields import Field
-from ..query.listing import parse_list_query, run_list_query
+from ..query.listing import CountHint, parse_list_query, run_list_query
 
 
 def serve_list(
@@ -18,6 +18,7 @@ def serve_list(
     fields: dict[str, Field],
     allowed_includes: set[str],
     to_json: Callable[[Any, list[str]], dict[str, Any]],
+    count_hint: CountHint | None = None,
 ) -> Response:
     config = current_app.config
     secret = config["SECRET_KEY"]
@@ -29,7 +30,7 @@ def serve_list(
         config["MAX_PAGE_SIZE"],
         secret,
     )
-    page = run_list_query(db.session, model, fields, owner_scope(model), query, secret)
+    page = run_list_query(db.session, model, fields, owner_scope(model), query, secret, count_hint)
     return jsonify(
         {
             "data": [to_json(row, page.include) for row in page.rows],
