@@ -124,3 +124,6 @@ class Job(db.Model):  # type: ignore[name-defined]
     start_date: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     end_date: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     has_result: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    # Which worker process holds the running attempt, and until when (see worker/claims.py).
+    lease_owner: Mapped[str | None] = mapped_column(sa.String(100), nullable=True)
+    lease_expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)

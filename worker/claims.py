@@ -1,0 +1,137 @@
+"""Job state transitions a worker makes, each one conditional so that racing writers agree.
+
+A claim takes a slot of the function's `maximum_concurrency` and the job in one
+transaction: the slot is an UPDATE that succeeds only while `running_count` is under the
+cap (the row lock makes it a global semaphore across every worker and machine), and the
+job moves `pending` -> `running` only if still pending. A finish is fenced by the
+attempt number and lease owner, so a superseded attempt cannot overwrite the outcome.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from api.counters import record_job_changes, status_update_values
+from api.models import Function, Job, utcnow
+from compute.statuses import JobStatus
+
+
+class ClaimRefusal(enum.Enum):
+    GONE = "gone"  # deleted, or no longer pending: nothing to do
+    AT_CAPACITY = "at_capacity"  # the function already runs its maximum: try later
+
+
+@dataclass(frozen=True)
+class Claim:
+    job_id: str
+    function_id: str
+    attempt: int
+    lease_owner: str
+
+
+def claim_job(
+    session: Session, job_id: str, worker_id: str, lease_seconds: float
+) -> Claim | ClaimRefusal:
+    """Move a pending job to running for `worker_id`, within its function's cap."""
+    job = session.get(Job, job_id)
+    if job is None or job.status != JobStatus.PENDING:
+        session.rollback()
+        return ClaimRefusal.GONE
+    deltas = {JobStatus.PENDING: -1, JobStatus.RUNNING: 1}
+    slot = session.execute(
+        sa.update(Function)
+        .where(
+            Function.id == job.function_id,
+            Function.running_count < Function.maximum_concurrency,
+        )
+        .values(status_update_values(deltas))
+        .execution_options(synchronize_session=False)
+    )
+    if slot.rowcount != 1:
+        session.rollback()
+        return ClaimRefusal.AT_CAPACITY
+    now = utcnow()
+    attempt = job.attempt + 1
+    taken = session.execute(
+        sa.update(Job)
+        .where(Job.id == job_id, Job.status == JobStatus.PENDING.value)
+        .values(
+            status=JobStatus.RUNNING.value,
+            attempt=attempt,
+            start_date=now,
+            lease_owner=worker_id,
+            lease_expires_at=now + dt.timedelta(seconds=lease_seconds),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if taken.rowcount != 1:
+        session.rollback()
+        return ClaimRefusal.GONE
+    session.commit()
+    return Claim(job_id, job.function_id, attempt, worker_id)
+
+
+def _fenced(claim: Claim) -> sa.ColumnElement[bool]:
+    return sa.and_(
+        Job.id == claim.job_id,
+        Job.status == JobStatus.RUNNING.value,
+        Job.attempt == claim.attempt,
+        Job.lease_owner == claim.lease_owner,
+    )
+
+
+def finish_job(
+    session: Session,
+    claim: Claim,
+    status: JobStatus,
+    runtime: float,
+    error: str | None,
+    has_result: bool,
+) -> bool:
+    """Record the attempt's final status; False when this attempt no longer owns the job."""
+    done = session.execute(
+        sa.update(Job)
+        .where(_fenced(claim))
+        .values(
+            status=status.value,
+            runtime=runtime,
+            error=error,
+            has_result=has_result,
+            end_date=utcnow(),
+            lease_owner=None,
+            lease_expires_at=None,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if done.rowcount != 1:
+        session.rollback()
+        return False
+    record_job_changes(session, claim.function_id, {JobStatus.RUNNING: -1, status: 1})
+    session.commit()
+    return True
+
+
+def release_for_retry(session: Session, claim: Claim, error: str) -> bool:
+    """Put a failed attempt's job back to pending for another attempt."""
+    done = session.execute(
+        sa.update(Job)
+        .where(_fenced(claim))
+        .values(
+            status=JobStatus.PENDING.value,
+            error=error,
+            lease_owner=None,
+            lease_expires_at=None,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if done.rowcount != 1:
+        session.rollback()
+        return False
+    record_job_changes(session, claim.function_id, {JobStatus.RUNNING: -1, JobStatus.PENDING: 1})
+    session.commit()
+    return True

@@ -1,0 +1,1 @@
+"""Running one job: the process that hosts user code, and the parent that watches it."""

@@ -1,0 +1,65 @@
+"""Runs inside the function's environment, in the job's own process: call `main`, save its value.
+
+Invoked as `python -I bootstrap.py BUNDLE_DIR CALL_FILE RESULT_FILE`. Only the standard
+library is used here, so it runs on every supported Python. The call file holds JSON
+`{"args": [...], "kwargs": {...}}`; the result file receives a one-byte encoding tag
+followed by the encoded value (PROTOCOL.md "Results"):
+`j` JSON, `b` raw bytes, `s` bytes from `serialize()`, `n` None.
+"""
+
+import json
+import os
+import sys
+import traceback
+
+
+def encode(value):
+    if value is None:
+        return b"n"
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return b"b" + bytes(value)
+    serialize = getattr(value, "serialize", None)
+    if callable(serialize) and not isinstance(value, type):
+        data = serialize()
+        if isinstance(data, str):
+            data = data.encode()
+        if not isinstance(data, (bytes, bytearray)):
+            raise TypeError(f"serialize() must return bytes, not {type(data).__name__}")
+        return b"s" + bytes(data)
+    try:
+        return b"j" + json.dumps(value).encode()
+    except (TypeError, ValueError) as error:
+        raise TypeError(
+            f"The return value of type {type(value).__name__} is not JSON-serialisable, "
+            f"bytes, or an object with a serialize() method: {error}"
+        ) from error
+
+
+def main():
+    bundle_dir, call_file, result_file = sys.argv[1:4]
+    with open(call_file, "rb") as handle:
+        call = json.load(handle)
+    os.chdir(bundle_dir)
+    sys.path.insert(0, bundle_dir)
+    # Line-buffered output lets the parent timestamp each line as it is printed.
+    sys.stdout.reconfigure(line_buffering=True)
+    sys.stderr.reconfigure(line_buffering=True)
+    try:
+        from __dlentrypoint__ import main as entrypoint
+
+        value = entrypoint(*(call.get("args") or []), **(call.get("kwargs") or {}))
+        encoded = encode(value)
+    except BaseException:
+        traceback.print_exc()
+        sys.stderr.flush()
+        os._exit(1)
+    temporary = result_file + ".tmp"
+    with open(temporary, "wb") as handle:
+        handle.write(encoded)
+    os.replace(temporary, result_file)
+    sys.stdout.flush()
+    sys.stderr.flush()
+
+
+if __name__ == "__main__":
+    main()
