@@ -195,30 +195,23 @@ def configure(
     token: str | None = None,
     *,
     session: requests.Session | None = None,
-) -> ComputeClient:
+) -> None:
     """Set up the default client used by Function, Job and Search.
 
     Values left as None are read again from the environment and the config file; the
-    previous explicit values are forgotten. Calling ``configure()`` with no arguments
-    therefore picks up changed environment variables.
+    previous explicit values are forgotten, so ``configure()`` with no arguments goes
+    back to the environment. The client itself is created on first use.
 
     Args:
         url: The API base URL, e.g. ``http://127.0.0.1:8000/compute/v1``.
         token: The bearer token.
         session: A ``requests.Session`` for the client to use.
-
-    Returns:
-        The new default client.
-
-    Raises:
-        ConfigurationError: No URL or token could be found.
     """
     global _default
     with _lock:
         _overrides.clear()
         _overrides.update(url=url, token=token, session=session)
         _default = None
-    return get_default_client()
 
 
 def get_default_client() -> ComputeClient:

@@ -85,6 +85,8 @@ class Document:
 
     def __getattr__(self, name: str) -> Any:
         # Only reached for names not found normally: serve fields the class lacks.
+        if self.__dict__.get("_deleted"):
+            raise AttributeError(f"{type(self).__name__} has been deleted")
         extra = self.__dict__.get("_extra")
         if extra is not None and name in extra:
             return extra[name]

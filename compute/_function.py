@@ -179,7 +179,7 @@ class Function(Document):
             ValueError: The Function was deleted.
         """
         if self._deleted:
-            raise ValueError(f"Cannot save Function {self.id}: it was deleted")
+            raise ValueError(f"Cannot save Function {self._attributes.get('id')}: it was deleted")
         client = get_default_client()
         if self.state == DocumentState.NEW:
             self._create(client)

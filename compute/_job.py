@@ -115,7 +115,7 @@ class Job(Document):
             body = self.to_dict(only_modified=True)
             data = client.json("PATCH", f"/jobs/{self.id}", json_body=body)
         else:
-            raise ValueError(f"Cannot save Job {self.id}: it was deleted")
+            raise ValueError(f"Cannot save Job {self._attributes.get('id')}: it was deleted")
         self._load_from_remote(data)
 
     def delete(self) -> None:

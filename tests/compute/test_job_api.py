@@ -1,0 +1,134 @@
+"""The SDK's Job against the real API over HTTP (jobs do not execute here)."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+import pytest
+
+from compute import (
+    DocumentState,
+    Function,
+    Job,
+    JobStatus,
+    NotFoundError,
+    ValidationError,
+)
+
+
+def double(x):
+    return x * 2
+
+
+@pytest.fixture
+def fn(sdk_user) -> Function:
+    function = Function(double, name="double")
+    function.save()
+    return function
+
+
+def test_create_get_and_refresh(fn):
+    job = Job(fn.id, args=[1, 2], kwargs={"k": "v"})
+    assert job.state == DocumentState.NEW
+    job.save()
+    assert job.state == DocumentState.SAVED
+    assert job.status == JobStatus.PENDING
+    assert job.creation_date is not None and job.runtime is None
+    fetched = Job.get(job.id)
+    assert fetched.to_dict() == job.to_dict()
+    fetched.refresh()
+    assert fetched.args == [1, 2]
+    assert job.function.id == fn.id
+
+
+def test_patch_sends_only_changed_arguments(fn):
+    job = fn(1)
+    job.args = [5]
+    assert job.to_dict(only_modified=True) == {"args": [5]}
+    job.save()
+    assert Job.get(job.id).args == [5]
+    job.update(kwargs={"x": 1})
+    job.save()
+    assert Job.get(job.id).kwargs == {"x": 1}
+
+
+def test_readonly_and_immutable_attributes(fn):
+    job = fn(1)
+    with pytest.raises(ValueError, match="readonly attribute 'status'"):
+        job.status = JobStatus.SUCCESS
+    with pytest.raises(ValueError, match="readonly attribute 'runtime'"):
+        job.runtime = 3
+    with pytest.raises(ValueError, match="immutable attribute 'function_id'"):
+        job.function_id = "other"
+
+
+def test_missing_function_id_is_a_validation_error(sdk_user):
+    with pytest.raises(ValidationError) as info:
+        Job().save()
+    assert "function_id" in info.value.errors
+
+
+def test_unknown_ids_are_not_found(fn):
+    with pytest.raises(NotFoundError):
+        Job.get("no-such-job")
+    with pytest.raises(NotFoundError):
+        Job(fn.id + "-missing").save()
+
+
+def test_delete(fn):
+    job = fn(1)
+    job_id = job.id
+    job.delete()
+    assert job.state == DocumentState.DELETED
+    with pytest.raises(NotFoundError):
+        Job.get(job_id)
+    with pytest.raises(ValueError, match="deleted"):
+        job.save()
+
+
+def test_result_and_log_before_running(fn, capsys):
+    job = fn(1)
+    assert job.result() is None
+    assert list(job.iter_log()) == []
+    job.log()
+    assert capsys.readouterr().out == ""
+
+
+def test_wait_for_completion_times_out_with_short_intervals(fn):
+    job = fn(1)
+    start = time.perf_counter()
+    with pytest.raises(TimeoutError, match=job.id):
+        job.wait_for_completion(timeout=0.25, interval=0.05)
+    assert time.perf_counter() - start < 5
+
+
+def test_search_filter_sort_limit_count_and_paging(fn):
+    other = Function(double, name="other")
+    other.save()
+    jobs = fn.map(range(5))
+    other.map(range(3))
+    ids = [job.id for job in jobs]
+    assert Job.search().count() == 8
+    assert fn.jobs.count() == 5
+    paged = list(fn.jobs.param(page_size=2))
+    assert [job.id for job in paged] == ids
+    assert [job.id for job in Job.list(page_size=2, function_id=fn.id)] == ids
+    legacy = Job.list(page_size=2, function_id=fn.id, status=["pending", "running"])
+    assert len(list(legacy)) == 5
+    newest = fn.jobs.sort(-Job.creation_date, -Job.id).limit(3).collect()
+    assert [job.id for job in newest] == ids[::-1][:3]
+    assert len(fn.jobs.param(page_size=2).limit(3).collect()) == 3
+    pending = Job.search().filter(Job.status.in_([JobStatus.PENDING, JobStatus.RUNNING]))
+    assert pending.count() == 8
+    assert Job.search().filter(Job.status == JobStatus.SUCCESS).count() == 0
+    assert Job.search().filter(Job.runtime.isnull).count() == 8
+    assert Job.search().filter(Job.runtime.isnotnull).count() == 0
+    first = jobs[0].creation_date
+    since = Job.search().filter(Job.creation_date >= first - timedelta(seconds=1))
+    assert since.count() == 8
+    assert Job.search().filter(Job.creation_date > first + timedelta(days=1)).count() == 0
+    both = Job.search().filter((Job.function_id == fn.id) | (Job.id == ids[0]))
+    assert both.count() == 5
+    by_id = Job.search().filter(Job.id.in_(ids[:2])).sort(Job.id).collect()
+    assert sorted(ids[:2]) == [job.id for job in by_id]
