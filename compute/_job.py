@@ -43,7 +43,7 @@ class Job(Document):
     args = Attribute(list, doc="The positional arguments of the call.")
     kwargs = Attribute(dict, doc="The keyword arguments of the call.")
     runtime = Attribute(
-        int, filterable=True, sortable=True, readonly=True, doc="Seconds the Job ran, once done."
+        float, filterable=True, sortable=True, readonly=True, doc="Seconds the Job ran, once done."
     )
     status = Attribute(
         JobStatus, filterable=True, sortable=True, readonly=True, doc="The Job's JobStatus."

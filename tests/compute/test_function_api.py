@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 import zipfile
 from io import BytesIO
@@ -22,6 +23,8 @@ from compute import (
     ValidationError,
 )
 from compute._bundle import default_image
+
+from .outcomes import finish_job, mark_built
 
 
 def double(x):
@@ -250,3 +253,25 @@ def test_build_failure_is_reported(sdk_user, api_server):
     assert fn.status == FunctionStatus.BUILD_FAILED
     with pytest.raises(ConflictError):
         fn(1)
+
+
+def test_results_rerun_and_completion_after_jobs_finish(sdk_user, api_server, capsys):
+    fn = make_function()
+    jobs = fn.map(range(4))
+    mark_built(api_server, fn.id)
+    for job, status in zip(
+        jobs, [JobStatus.SUCCESS, JobStatus.FAILURE, JobStatus.SUCCESS, JobStatus.TIMEOUT]
+    ):
+        result = json.dumps(job.args[0] * 2).encode() if status == JobStatus.SUCCESS else b""
+        finish_job(api_server, job, status=status, result=result)
+    fn.wait_for_completion(timeout=5, interval=0.05)
+    assert fn.status == FunctionStatus.FAILURE
+    assert fn.results() == [0, 4]
+    assert list(fn.iter_results(cast_type=None)) == [0, 4]
+    rerun = fn.rerun()
+    assert sorted(job.id for job in rerun) == sorted([jobs[1].id, jobs[3].id])
+    assert all(job.status == JobStatus.PENDING for job in rerun)
+    fn.refresh()
+    assert fn.status == FunctionStatus.RUNNING
+    with pytest.raises(TimeoutError):
+        fn.wait_for_completion(timeout=0.2, interval=0.05)

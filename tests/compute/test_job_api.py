@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -13,8 +13,11 @@ from compute import (
     Job,
     JobStatus,
     NotFoundError,
+    Serializable,
     ValidationError,
 )
+
+from .outcomes import finish_job
 
 
 def double(x):
@@ -132,3 +135,55 @@ def test_search_filter_sort_limit_count_and_paging(fn):
     assert both.count() == 5
     by_id = Job.search().filter(Job.id.in_(ids[:2])).sort(Job.id).collect()
     assert sorted(ids[:2]) == [job.id for job in by_id]
+
+
+class Point(Serializable):
+    def __init__(self, x: int, y: int) -> None:
+        self.x, self.y = x, y
+
+    def serialize(self) -> bytes:
+        return f"{self.x},{self.y}".encode()
+
+    @classmethod
+    def deserialize(cls, data: bytes) -> Point:
+        return cls(*map(int, data.decode().split(",")))
+
+
+@pytest.mark.parametrize(
+    ("stored", "expected"),
+    [(b"", None), (b"[1, 2]", [1, 2]), (b'"text"', "text"), (b"\x00raw", b"\x00raw")],
+)
+def test_result_decoding(fn, api_server, stored, expected):
+    job = fn(1)
+    finish_job(api_server, job, result=stored)
+    assert job.result() == expected
+
+
+def test_result_cast_type(fn, api_server):
+    job = fn(1)
+    finish_job(api_server, job, result=b"3,4")
+    point = job.result(cast_type=Point)
+    assert (point.x, point.y) == (3, 4)
+    with pytest.raises(ValueError, match="Serializable"):
+        job.result(cast_type=int)
+
+
+def test_log_lines(fn, api_server, capsys):
+    job = fn(1)
+    log = [("2026-01-01T00:00:00.000000Z", "hello"), ("2026-01-01T00:00:01.500000Z", "world")]
+    finish_job(api_server, job, log=log)
+    assert list(job.iter_log(timestamps=False)) == ["hello", "world"]
+    stamped = list(job.iter_log())
+    local = datetime(2026, 1, 1, tzinfo=timezone.utc).astimezone()
+    assert stamped[0] == f"{local} hello"
+    job.log(timestamps=False)
+    assert capsys.readouterr().out == "hello\nworld\n"
+
+
+def test_wait_for_completion_returns_once_final(fn, api_server, capsys):
+    job = fn(1)
+    finish_job(api_server, job, status=JobStatus.FAILURE)
+    job.wait_for_completion(timeout=5, interval=0.05)
+    assert job.status == JobStatus.FAILURE
+    assert job.runtime == 1.5
+    assert "updated from pending to failure" in capsys.readouterr().out
