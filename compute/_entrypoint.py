@@ -41,6 +41,7 @@ import pickle
 with open(pathlib.Path(__file__).with_name({PICKLE_FILE!r}), "rb") as _file:
     main = pickle.load(_file)
 """
+_FUTURE_ANNOTATIONS = __future__.annotations.compiler_flag
 _SIMPLE_DEFAULTS = (type(None), bool, int, float, complex, str, bytes)
 
 
@@ -118,11 +119,11 @@ def _source_entrypoint(function: types.FunctionType) -> str | None:
     if not source.startswith(("def ", "async def ")):
         return None
     header = []
-    if function.__code__.co_flags & __future__.annotations.compiler_flag:
-        header.append("from __future__ import annotations\n")
+    if function.__annotations__ and function.__code__.co_flags & _FUTURE_ANNOTATIONS:
+        header.append("from __future__ import annotations")
     header.extend(imports)
-    text = "".join(f"{line}\n" for line in header)
-    text += f"{chr(10) * 2 if header else ''}{source}\n\n\nmain = {function.__name__}\n"
+    text = "\n".join(header) + "\n\n\n" if header else ""
+    text += f"{source}\n\n\nmain = {function.__name__}\n"
     return text if _defines_main(text) else None
 
 
