@@ -46,3 +46,27 @@ def request_build(function_id: str) -> None:
         logger.info("no broker configured; build of %s waits for one", function_id)
         return
     app.send_task(BUILD_TASK, args=[function_id], queue=BUILD_QUEUE)
+
+
+def publish_jobs(app: Celery, function_id: str, job_ids: list[str]) -> None:
+    """Ring the doorbell for each job on its function's queue, over one connection."""
+    queue = function_queue(function_id)
+    with app.producer_or_acquire() as producer:
+        for job_id in job_ids:
+            app.send_task(RUN_TASK, args=[job_id], queue=queue, producer=producer)
+
+
+def consume_function_queue(app: Celery, function_id: str) -> None:
+    """Tell every running worker to start consuming the function's queue."""
+    app.control.add_consumer(function_queue(function_id), reply=False)
+
+
+def jobs_submitted(function_id: str, job_ids: list[str], built: bool) -> None:
+    """After committing new pending jobs: publish them if the function is built.
+
+    Jobs of a function still building are published by the build when it succeeds.
+    """
+    app = _publisher()
+    if app is None or not built or not job_ids:
+        return
+    publish_jobs(app, function_id, job_ids)

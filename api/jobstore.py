@@ -100,6 +100,8 @@ def reset_for_rerun(session: Session, function_id: str) -> list[str]:
                     start_date=None,
                     end_date=None,
                     has_result=False,
+                    # A rerun starts a fresh retry budget.
+                    attempt=0,
                 )
                 .returning(Job.id)
                 .execution_options(synchronize_session=False)

@@ -7,6 +7,7 @@ from flask import Blueprint, Response, current_app, jsonify
 
 from compute.statuses import JobStatus
 
+from .. import dispatch
 from ..auth import authenticate_request
 from ..blobstore import job_log_key, job_prefix, job_result_key
 from ..errors import Conflict
@@ -37,12 +38,18 @@ def function_accepting_jobs(function_id: str) -> Function:
     return function
 
 
+def announce(function: Function, job_ids: list[str]) -> None:
+    """Publish committed pending jobs for the workers (a building function's wait)."""
+    dispatch.jobs_submitted(function.id, job_ids, function.build_state == BuildState.BUILT)
+
+
 @blueprint.post("/jobs")
 def create_job() -> tuple[Response, int]:
     values = job_create(json_body())
     function = function_accepting_jobs(values["function_id"])
     (job,) = insert_jobs(db.session, function, [(values.get("args"), values.get("kwargs"))])
     db.session.commit()
+    announce(function, [job.id])
     return jsonify(job_to_json(job)), 201
 
 
@@ -52,6 +59,7 @@ def create_jobs() -> tuple[Response, int]:
     function = function_accepting_jobs(function_id)
     jobs = insert_jobs(db.session, function, calls)
     db.session.commit()
+    announce(function, [job.id for job in jobs])
     return jsonify([job_to_json(job) for job in jobs]), 201
 
 
@@ -62,6 +70,7 @@ def rerun_jobs() -> tuple[Response, int]:
     function = function_accepting_jobs(values["function_id"])
     ids = reset_for_rerun(db.session, function.id)
     db.session.commit()
+    announce(function, ids)
     jobs: list[Job] = []
     for start in range(0, len(ids), IN_CLAUSE_CHUNK):
         chunk = ids[start : start + IN_CLAUSE_CHUNK]
