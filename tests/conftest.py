@@ -7,6 +7,7 @@ database per test session, dropped at the end.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import uuid
@@ -62,12 +63,14 @@ class ApiServer:
             return issue_token(get_or_create_user(name, is_admin=admin))
 
 
-@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
-def api_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
-    data_dir = tmp_path_factory.mktemp(f"data-{request.param}")
-    config: dict[str, Any] = {"DATA_DIR": str(data_dir), "TESTING": True}
+@contextlib.contextmanager
+def running_api(
+    database: str, data_dir: Path, extra_config: dict[str, Any] | None = None
+) -> Iterator[ApiServer]:
+    """Serve a fresh API over HTTP on `database` ("sqlite" or "postgresql") until exit."""
+    config: dict[str, Any] = {"DATA_DIR": str(data_dir), "TESTING": True, **(extra_config or {})}
     databases: Iterator[str] | None = None
-    if request.param == "postgresql":
+    if database == "postgresql":
         databases = _postgres_database()
         config["SQLALCHEMY_DATABASE_URI"] = next(databases)
     else:
@@ -79,7 +82,7 @@ def api_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
     thread.start()
     root = f"http://127.0.0.1:{server.server_port}"
     try:
-        yield ApiServer(root + API_PREFIX, root, app, data_dir, request.param)
+        yield ApiServer(root + API_PREFIX, root, app, data_dir, database)
     finally:
         server.shutdown()
         thread.join(timeout=5)
@@ -87,6 +90,12 @@ def api_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
             db.engine.dispose()
         if databases is not None:
             next(databases, None)
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def api_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    with running_api(request.param, tmp_path_factory.mktemp(f"data-{request.param}")) as server:
+        yield server
 
 
 class ApiClient:
