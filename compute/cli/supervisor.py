@@ -1,0 +1,182 @@
+"""Starting, watching and stopping the processes of `compute up`.
+
+Each child runs in its own session, hence its own process group: Ctrl-C reaches only
+the supervisor, which then stops the children in reverse start order, each with SIGTERM
+to its group, a grace period, then SIGKILL to whatever of its tree is left. As a child
+subreaper it also adopts and finally kills descendants that escaped their group.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from types import FrameType
+
+import click
+import psutil
+
+from .prctl import become_subreaper, terminate_with_parent
+
+logger = logging.getLogger(__name__)
+
+POLL_SECONDS = 0.2
+DEFAULT_GRACE_SECONDS = 10.0
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class ServiceError(click.ClickException):
+    """The service could not start or keep running."""
+
+
+class ChildExited(ServiceError):
+    """A child process ended while the service was meant to be running."""
+
+
+class StopRequested(Exception):
+    """A stop signal arrived; not an error."""
+
+
+@dataclass
+class Child:
+    """One supervised process."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+
+class Supervisor:
+    """Owns the children: starts them, notices when one dies, stops them all."""
+
+    def __init__(self, grace_seconds: float = DEFAULT_GRACE_SECONDS) -> None:
+        self.grace_seconds = grace_seconds
+        self.children: list[Child] = []
+        self.stop_signal: int | None = None
+
+    def install_signal_handlers(self) -> None:
+        """Turn SIGINT, SIGTERM and SIGHUP into a stop request; adopt orphans."""
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, self._request_stop)
+        become_subreaper()
+
+    def _request_stop(self, signum: int, frame: FrameType | None) -> None:
+        self.stop_signal = signum
+
+    def start(self, name: str, argv: list[str], env: dict[str, str]) -> Child:
+        """Start `argv` as the child `name` in a new session."""
+        self.checkpoint()
+        logger.info("starting %s: %s", name, argv[0])
+        # preexec_fn is safe here: the supervisor runs no other threads.
+        process = subprocess.Popen(
+            argv,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=terminate_with_parent,
+        )
+        child = Child(name, process)
+        self.children.append(child)
+        return child
+
+    def checkpoint(self) -> None:
+        """Raise StopRequested after a stop signal, ChildExited if a child has ended."""
+        if self.stop_signal is not None:
+            raise StopRequested(signal.Signals(self.stop_signal).name)
+        for child in self.children:
+            code = child.process.poll()
+            if code is not None:
+                how = f"was killed by {_signal_name(-code)}" if code < 0 else f"exited ({code})"
+                raise ChildExited(f"the {child.name} process {how} unexpectedly")
+
+    def wait(self, seconds: float = POLL_SECONDS) -> None:
+        """Sleep briefly, reaping adopted orphans, then run a checkpoint."""
+        time.sleep(seconds)
+        self._reap_orphans()
+        self.checkpoint()
+
+    def run_forever(self) -> None:
+        """Watch the children until a stop signal (StopRequested) or a death (ChildExited)."""
+        while True:
+            self.wait()
+
+    def stop_all(self) -> None:
+        """Stop every child, last started first, then anything else left in our tree."""
+        for child in reversed(self.children):
+            _stop_tree(child, self.grace_seconds)
+        leftovers = psutil.Process().children(recursive=True)
+        if leftovers:
+            logger.warning("killing %d leftover processes", len(leftovers))
+            _kill_and_reap(leftovers)
+
+    def _reap_orphans(self) -> None:
+        own = {child.pid for child in self.children}
+        for process in psutil.Process().children():
+            if process.pid in own:
+                continue
+            try:
+                if process.status() == psutil.STATUS_ZOMBIE:
+                    os.waitpid(process.pid, os.WNOHANG)
+            except (psutil.Error, ChildProcessError):
+                pass
+
+
+def _stop_tree(child: Child, grace_seconds: float) -> None:
+    """SIGTERM the child's process group, then SIGKILL what of its tree outlives the grace."""
+    tree = _tree(child.pid)
+    _signal_group(child.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_seconds
+    while time.monotonic() < deadline and not _all_gone(child, tree):
+        time.sleep(0.05)
+    if not _all_gone(child, tree):
+        logger.warning("%s did not stop within %.0f s; killing it", child.name, grace_seconds)
+        _signal_group(child.pid, signal.SIGKILL)
+        _kill_and_reap(tree)
+    child.process.wait()
+
+
+def _tree(pid: int) -> list[psutil.Process]:
+    try:
+        root = psutil.Process(pid)
+        return [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return []
+
+
+def _all_gone(child: Child, tree: list[psutil.Process]) -> bool:
+    if child.process.poll() is None:
+        return False
+    return not any(_alive(process) for process in tree if process.pid != child.pid)
+
+
+def _alive(process: psutil.Process) -> bool:
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def _kill_and_reap(processes: list[psutil.Process]) -> None:
+    for process in processes:
+        with contextlib.suppress(psutil.Error):
+            process.kill()
+    psutil.wait_procs(processes, timeout=5)
+
+
+def _signal_group(pgid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signum)
+
+
+def _signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
