@@ -1,9 +1,11 @@
 """Starting, watching and stopping the processes of `compute up`.
 
 Each child runs in its own session, hence its own process group: Ctrl-C reaches only
-the supervisor, which then stops the children in reverse start order, each with SIGTERM
-to its group, a grace period, then SIGKILL to whatever of its tree is left. As a child
-subreaper it also adopts and finally kills descendants that escaped their group.
+the supervisor, which then stops the children in reverse start order. Each child gets
+SIGTERM to its main process alone (gunicorn and Celery then shut their own workers down
+gracefully, letting running tasks finish), a grace period, then SIGKILL to its group and
+to whatever of its tree is left. As a child subreaper the supervisor also adopts, and
+finally kills, descendants that escaped their group.
 """
 
 from __future__ import annotations
@@ -129,9 +131,10 @@ class Supervisor:
 
 
 def _stop_tree(child: Child, grace_seconds: float) -> None:
-    """SIGTERM the child's process group, then SIGKILL what of its tree outlives the grace."""
+    """SIGTERM the child, then SIGKILL its group and what of its tree outlives the grace."""
     tree = _tree(child.pid)
-    _signal_group(child.pid, signal.SIGTERM)
+    if child.process.poll() is None:
+        child.process.terminate()
     deadline = time.monotonic() + grace_seconds
     while time.monotonic() < deadline and not _all_gone(child, tree):
         time.sleep(0.05)
