@@ -1,4 +1,4 @@
-"""The Procfile, docker-compose.yml and Dockerfile describe a stack that can start.
+"""The Procfile, docker-compose.yml, Dockerfile and README describe a stack that can start.
 
 No container engine runs here, so these tests read the files: the services agree on the
 blob store, database and broker, and every command names code that imports.
@@ -7,6 +7,7 @@ blob store, database and broker, and every command names code that imports.
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -136,3 +137,13 @@ def test_procfile_release_migrates_the_database(
     result = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "data" / "compute.db").exists()
+
+
+def test_readme_set_up_is_two_commands_the_second_running_ci() -> None:
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Set-up", 1)[1].split("\n## ", 1)[0]
+    commands = re.findall(r"```sh\n(.*?)\n```", section, flags=re.S)
+    assert len(commands) == 2, commands
+    assert "\n" not in commands[0] and "compute up" in commands[0]
+    assert commands[1] == "bash .ci/run"
+    assert (ROOT / ".ci" / "run").exists()
