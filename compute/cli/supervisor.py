@@ -135,6 +135,9 @@ def _stop_tree(child: Child, grace_seconds: float) -> None:
     tree = _tree(child.pid)
     if child.process.poll() is None:
         child.process.terminate()
+    else:
+        # The leader is gone; its group may not be (a killed gunicorn master's workers).
+        _signal_group(child.pid, signal.SIGTERM)
     deadline = time.monotonic() + grace_seconds
     while time.monotonic() < deadline and not _all_gone(child, tree):
         time.sleep(0.05)
