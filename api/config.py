@@ -37,6 +37,14 @@ def defaults(data_dir: Path) -> dict[str, Any]:
         "DEFAULT_PAGE_SIZE": 100,
         "MAX_PAGE_SIZE": 1000,
         "DEFAULT_IMAGE": None,
+        # Worker settings. WORK_DIR is machine-local (environments, unpacked bundles);
+        # nothing under it is ever named in the database.
+        "WORK_DIR": str(data_dir / "work"),
+        "WHEELHOUSE": None,
+        "PACKAGE_INDEX_URL": None,
+        "BUILD_TIMEOUT_SECONDS": 900,
+        "KILL_GRACE_SECONDS": 5.0,
+        "JOB_LEASE_SECONDS": None,
     }
 
 
