@@ -90,7 +90,12 @@ class FilterCompiler:
                 raise self.error(f"operator {op!r} applies only to text attributes, not {name!r}")
             value = self.value(field, name, term["val"], convert=as_string)
             if op == "prefix":
-                return column.startswith(value, autoescape=True)
+                # SQLite's LIKE ignores ASCII case: the exact comparison keeps `prefix`
+                # case-sensitive on every database, LIKE still lets an index narrow it.
+                return sa.and_(
+                    column.startswith(value, autoescape=True),
+                    sa.func.substr(column, 1, len(value)) == value,
+                )
             return column.ilike(value, escape="\\")
         value = self.value(field, name, term["val"], convert=field.convert)
         return COMPARISONS[op](column, value)
