@@ -1,0 +1,21 @@
+"""Build a function's environment from its bundle: unpack, check requirements, install.
+
+Plain modules with no Celery or Flask in them; the worker's build task calls
+`build_function` and records what it returns.
+"""
+
+from __future__ import annotations
+
+from .bundle import BundleLimits, UnpackedBundle, unpack_bundle
+from .errors import BuildError, BundleError, EnvironmentBuildError, ImageError, RequirementsError
+
+__all__ = [
+    "BuildError",
+    "BundleError",
+    "BundleLimits",
+    "EnvironmentBuildError",
+    "ImageError",
+    "RequirementsError",
+    "UnpackedBundle",
+    "unpack_bundle",
+]
