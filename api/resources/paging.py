@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import Response, current_app, jsonify, request
 
+from ..auth import current_identity
 from ..extensions import db
 from ..ownership import owner_scope
 from ..query.fields import Field
@@ -21,7 +22,9 @@ def serve_list(
     count_hint: CountHint | None = None,
 ) -> Response:
     config = current_app.config
-    secret = config["SECRET_KEY"]
+    # Each user's cursors are signed for them alone: replayed by anyone else, a cursor is
+    # invalid (400), so the filter and total it carries never reach another user.
+    secret = f"{config['SECRET_KEY']}:{current_identity().user_id}"
     query = parse_list_query(
         request.args,
         fields,
