@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from .bundle import BundleLimits, UnpackedBundle, unpack_bundle
 from .errors import BuildError, BundleError, EnvironmentBuildError, ImageError, RequirementsError
+from .requirements import parse_requirements
 
 __all__ = [
     "BuildError",
@@ -17,5 +18,6 @@ __all__ = [
     "ImageError",
     "RequirementsError",
     "UnpackedBundle",
+    "parse_requirements",
     "unpack_bundle",
 ]
