@@ -63,6 +63,8 @@ class Invalid(ApiError):
 def error_response(status: int, detail: str, errors: FieldErrors | None = None) -> Response:
     response = jsonify({"detail": detail, "errors": errors or {}})
     response.status_code = status
+    if status == 401:
+        response.headers["WWW-Authenticate"] = "Bearer"
     return response
 
 
@@ -71,11 +73,7 @@ def handle_api_error(error: ApiError) -> Response:
 
 
 def handle_http_exception(error: HTTPException) -> Response:
-    status = error.code or 500
-    response = error_response(status, error.description or error.name)
-    if status == 401:
-        response.headers["WWW-Authenticate"] = "Bearer"
-    return response
+    return error_response(error.code or 500, error.description or error.name)
 
 
 def handle_integrity_error(error: IntegrityError) -> Response:
