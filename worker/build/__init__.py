@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from .bundle import BundleLimits, UnpackedBundle, unpack_bundle
 from .errors import BuildError, BundleError, EnvironmentBuildError, ImageError, RequirementsError
+from .images import Interpreter, InterpreterRegistry, parse_image
 from .requirements import parse_requirements
 
 __all__ = [
@@ -16,8 +17,11 @@ __all__ = [
     "BundleLimits",
     "EnvironmentBuildError",
     "ImageError",
+    "Interpreter",
+    "InterpreterRegistry",
     "RequirementsError",
     "UnpackedBundle",
+    "parse_image",
     "parse_requirements",
     "unpack_bundle",
 ]
