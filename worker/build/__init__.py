@@ -7,16 +7,21 @@ Plain modules with no Celery or Flask in them; the worker's build task calls
 from __future__ import annotations
 
 from .bundle import BundleLimits, UnpackedBundle, unpack_bundle
+from .environments import Environment, EnvironmentCache
 from .errors import BuildError, BundleError, EnvironmentBuildError, ImageError, RequirementsError
 from .images import Interpreter, InterpreterRegistry, parse_image
+from .installer import InstallerOptions
 from .requirements import parse_requirements
 
 __all__ = [
     "BuildError",
     "BundleError",
     "BundleLimits",
+    "Environment",
     "EnvironmentBuildError",
+    "EnvironmentCache",
     "ImageError",
+    "InstallerOptions",
     "Interpreter",
     "InterpreterRegistry",
     "RequirementsError",

@@ -1,0 +1,213 @@
+"""Create a virtual environment and install requirements into it, with `uv` or pip.
+
+Every command runs in its own session under one deadline, in a scratch directory the
+build owns, with a scrubbed environment: installing an sdist runs its build backend,
+code the function's owner chose, which must not see the worker's secrets. Package
+sources come only from the operator's options, and installer configuration files are
+ignored so nothing found near the scratch directory can redirect the build.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from .errors import EnvironmentBuildError
+
+logger = logging.getLogger(__name__)
+
+MAX_LOG_BYTES = 1024 * 1024
+BASE_PATH = "/usr/local/bin:/usr/bin:/bin"
+# Worth passing to an installer from the worker's own environment: how to reach an index.
+NETWORK_VARIABLES = (
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+)
+
+
+@dataclass(frozen=True)
+class InstallerOptions:
+    """How this worker installs packages; set by the operator, never by a function.
+
+    Attributes:
+        index_url: the package index to use instead of PyPI.
+        wheelhouse: a directory of wheels. Alone it is the only source (`--no-index
+            --find-links`); with `index_url` it is searched first.
+        timeout_seconds: the deadline for creating and installing one environment.
+        installer: `uv`, `pip` (`python -m venv` and pip), or `auto` (uv when found).
+        uv_cache_dir: uv's cache; uv's default (under HOME) when None.
+        environment: variables the installer sees besides PATH, HOME, LANG and TMPDIR,
+            such as proxies (see `NETWORK_VARIABLES`) or credentials for `index_url`.
+    """
+
+    index_url: str | None = None
+    wheelhouse: Path | None = None
+    timeout_seconds: float = 900.0
+    installer: Literal["auto", "uv", "pip"] = "auto"
+    uv_cache_dir: Path | None = None
+    environment: Mapping[str, str] = field(default_factory=dict)
+
+    def source_arguments(self) -> list[str]:
+        arguments: list[str] = []
+        if self.wheelhouse is not None:
+            arguments += ["--find-links", str(self.wheelhouse)]
+            if self.index_url is None:
+                arguments.append("--no-index")
+        if self.index_url is not None:
+            arguments += ["--index-url", self.index_url]
+        return arguments
+
+
+def find_uv() -> Path | None:
+    """The uv binary: the one the `uv` package ships, else `uv` on PATH."""
+    with contextlib.suppress(ImportError, FileNotFoundError):
+        import uv
+
+        return Path(uv.find_uv_bin())
+    found = shutil.which("uv")
+    return Path(found) if found else None
+
+
+class Installer:
+    """Runs one environment's commands and collects their output for the build log."""
+
+    def __init__(self, options: InstallerOptions, scratch: Path) -> None:
+        self.options = options
+        self.scratch = scratch
+        self.log_path = scratch / "installer.log"
+        self.deadline = time.monotonic() + options.timeout_seconds
+        uv = find_uv() if options.installer != "pip" else None
+        if uv is None and options.installer == "uv":
+            raise EnvironmentBuildError("the uv installer is not available on this worker")
+        self.uv = uv
+
+    @property
+    def name(self) -> str:
+        return "uv" if self.uv else "pip"
+
+    def create(self, interpreter: Path, target: Path) -> None:
+        """Create an empty environment at `target` from the base `interpreter`."""
+        if self.uv:
+            # Relocatable: the environment is built under a temporary name and renamed.
+            command = [
+                str(self.uv),
+                "venv",
+                "--no-config",
+                "--relocatable",
+                "--no-python-downloads",
+                "--python",
+                str(interpreter),
+                str(target),
+            ]
+        else:
+            command = [str(interpreter), "-m", "venv", str(target)]
+        self.run(command, "creating the environment")
+
+    def install(self, python: Path, requirements_file: Path) -> None:
+        """Install the requirements listed in `requirements_file` into `python`'s environment."""
+        sources = self.options.source_arguments()
+        if self.uv:
+            # Copies, not hard links into uv's cache, so the read-only environment shares
+            # no inode with anything a later build writes.
+            command = [
+                str(self.uv),
+                "pip",
+                "install",
+                "--no-config",
+                "--python",
+                str(python),
+                "--link-mode",
+                "copy",
+                "--compile-bytecode",
+                *sources,
+                "-r",
+                str(requirements_file),
+            ]
+        else:
+            command = [
+                str(python),
+                "-m",
+                "pip",
+                "install",
+                "--isolated",
+                "--no-input",
+                "--disable-pip-version-check",
+                *sources,
+                "-r",
+                str(requirements_file),
+            ]
+        self.run(command, "installing the requirements")
+
+    def run(self, command: list[str], step: str) -> None:
+        """Run `command` to completion before the deadline, or end its whole session."""
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            raise self._timed_out()
+        with self.log_path.open("ab") as log:
+            log.write(f"$ {' '.join(command)}\n".encode())
+            log.flush()
+            process = subprocess.Popen(
+                command,
+                cwd=self.scratch,
+                env=self._environment(),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+            try:
+                code = process.wait(timeout=remaining)
+            except subprocess.TimeoutExpired:
+                _kill_session(process)
+                raise self._timed_out() from None
+        if code != 0:
+            raise EnvironmentBuildError(f"{step} failed (exit status {code})", self.output())
+
+    def output(self) -> str:
+        """Everything the commands printed so far, or its tail if it is very long."""
+        try:
+            with self.log_path.open("rb") as log:
+                size = log.seek(0, os.SEEK_END)
+                log.seek(max(0, size - MAX_LOG_BYTES))
+                text = log.read().decode(errors="replace")
+        except FileNotFoundError:
+            return ""
+        return text if size <= MAX_LOG_BYTES else "[... earlier output omitted ...]\n" + text
+
+    def _timed_out(self) -> EnvironmentBuildError:
+        seconds = self.options.timeout_seconds
+        return EnvironmentBuildError(f"build timed out after {seconds:g} s", self.output())
+
+    def _environment(self) -> dict[str, str]:
+        environment = {
+            "PATH": BASE_PATH,
+            "HOME": str(Path.home()),
+            "LANG": "C.UTF-8",
+            "TMPDIR": str(self.scratch),
+            "UV_PYTHON_DOWNLOADS": "never",
+        }
+        if self.options.uv_cache_dir is not None:
+            environment["UV_CACHE_DIR"] = str(self.options.uv_cache_dir)
+        return {**environment, **self.options.environment}
+
+
+def _kill_session(process: subprocess.Popen[bytes]) -> None:
+    # The installer's children (build backends, compilers) share its session.
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
