@@ -6,6 +6,7 @@ Plain modules with no Celery or Flask in them; the worker's build task calls
 
 from __future__ import annotations
 
+from .builder import BuildResult, BuildSettings, build_function
 from .bundle import BundleLimits, UnpackedBundle, unpack_bundle
 from .environments import Environment, EnvironmentCache
 from .errors import BuildError, BundleError, EnvironmentBuildError, ImageError, RequirementsError
@@ -15,6 +16,8 @@ from .requirements import parse_requirements
 
 __all__ = [
     "BuildError",
+    "BuildResult",
+    "BuildSettings",
     "BundleError",
     "BundleLimits",
     "Environment",
@@ -26,6 +29,7 @@ __all__ = [
     "InterpreterRegistry",
     "RequirementsError",
     "UnpackedBundle",
+    "build_function",
     "parse_image",
     "parse_requirements",
     "unpack_bundle",

@@ -1,0 +1,155 @@
+"""Build a function: check its bundle and requirements, pick its interpreter, get its environment.
+
+`build_function` never raises for the function owner's mistakes (a bad zip, a refused
+requirement, an unknown image, a failed install): they come back as `ok=False` with a
+build log that says what went wrong. Only faults of the worker itself (a full disk, a
+bug) propagate, so the caller can tell the two apart.
+"""
+
+from __future__ import annotations
+
+import functools
+import shutil
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .bundle import BundleLimits, UnpackedBundle, unpack_bundle
+from .environments import Environment, EnvironmentCache
+from .errors import BuildError, EnvironmentBuildError, RequirementsError
+from .images import InterpreterRegistry
+from .installer import InstallerOptions
+from .report import BuildReport
+from .requirements import MAX_REQUIREMENTS_BYTES, parse_requirements
+
+
+@dataclass(frozen=True)
+class BuildSettings:
+    """What a worker's builds need to know; the same for every function it builds.
+
+    Attributes:
+        env_root: the environment cache's directory, e.g. `<work dir>/envs`.
+        installer: package sources, build timeout and installer choice.
+        bundle_limits: caps on the bundle zip.
+        interpreters: operator-listed interpreter paths, preferred over discovered ones.
+        scratch_root: where bundles are unpacked for checking; the system's temp dir if None.
+    """
+
+    env_root: Path
+    installer: InstallerOptions = field(default_factory=InstallerOptions)
+    bundle_limits: BundleLimits = field(default_factory=BundleLimits)
+    interpreters: Sequence[str] = ()
+    scratch_root: Path | None = None
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> BuildSettings:
+        """Settings from the service configuration (`WORK_DIR`, `WHEELHOUSE`, ...)."""
+        work_dir = Path(config["WORK_DIR"])
+        wheelhouse = config.get("WHEELHOUSE")
+        interpreters = config.get("PYTHON_INTERPRETERS") or ()
+        if isinstance(interpreters, str):
+            interpreters = [path for path in interpreters.split(",") if path.strip()]
+        return cls(
+            env_root=work_dir / "envs",
+            installer=InstallerOptions(
+                index_url=config.get("PACKAGE_INDEX_URL") or None,
+                wheelhouse=Path(wheelhouse) if wheelhouse else None,
+                timeout_seconds=float(config.get("BUILD_TIMEOUT_SECONDS") or 900),
+            ),
+            interpreters=tuple(str(path).strip() for path in interpreters),
+            scratch_root=work_dir / "scratch",
+        )
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """The outcome of one build; `log_text` is the function's build log either way."""
+
+    ok: bool
+    log_text: str
+    env_python: Path | None = None
+    bundle_dir: Path | None = None
+    error: str | None = None
+    environment: Environment | None = None
+
+
+@functools.lru_cache(maxsize=8)
+def interpreter_registry(configured: tuple[str, ...] = ()) -> InterpreterRegistry:
+    """One registry per interpreter list, so a worker probes its interpreters once."""
+    return InterpreterRegistry(configured)
+
+
+def build_function(
+    bundle: bytes | Path,
+    image: str,
+    settings: BuildSettings,
+    *,
+    unpack_to: Path | None = None,
+) -> BuildResult:
+    """Check a function's bundle and build (or find) the environment its jobs run in.
+
+    Args:
+        bundle: the bundle zip's bytes or path.
+        image: the function's image, such as `python3.11:latest`.
+        settings: the worker's build settings.
+        unpack_to: a new directory to keep the unpacked bundle in; when None the bundle
+            is unpacked to a temporary directory for checking and removed.
+
+    Returns:
+        The result; `bundle_dir` is `unpack_to` when the build succeeded.
+    """
+    report = BuildReport(image)
+    if unpack_to is None:
+        if settings.scratch_root is not None:
+            settings.scratch_root.mkdir(parents=True, exist_ok=True)
+        scratch = Path(tempfile.mkdtemp(prefix="bundle-", dir=settings.scratch_root))
+        target = scratch / "bundle"
+    else:
+        scratch, target = None, unpack_to
+    try:
+        environment = _build(bundle, image, settings, target, report)
+    except BuildError as error:
+        shutil.rmtree(target, ignore_errors=True)
+        if isinstance(error, EnvironmentBuildError):
+            report.installer_output(error.log)
+        return BuildResult(ok=False, log_text=report.failed(str(error)), error=str(error))
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+    return BuildResult(
+        ok=True,
+        log_text=report.succeeded(),
+        env_python=environment.python,
+        bundle_dir=unpack_to,
+        environment=environment,
+    )
+
+
+def _build(
+    bundle: bytes | Path, image: str, settings: BuildSettings, target: Path, report: BuildReport
+) -> Environment:
+    unpacked = unpack_bundle(bundle, target, settings.bundle_limits)
+    report.bundle(unpacked.files, unpacked.total_bytes)
+    requirements = parse_requirements(_requirements_text(unpacked))
+    report.requirements(requirements)
+    interpreter = interpreter_registry(tuple(settings.interpreters)).resolve(image)
+    report.interpreter(interpreter)
+    report.environment_started()
+    cache = EnvironmentCache(settings.env_root, settings.installer)
+    environment = cache.get(interpreter, requirements)
+    report.environment(environment)
+    return environment
+
+
+def _requirements_text(unpacked: UnpackedBundle) -> str:
+    path = unpacked.requirements_path
+    if path is None:
+        return ""
+    if path.stat().st_size > MAX_REQUIREMENTS_BYTES:
+        raise RequirementsError(f"requirements.txt is larger than {MAX_REQUIREMENTS_BYTES:,} bytes")
+    try:
+        return path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise RequirementsError("requirements.txt is not UTF-8 text") from None

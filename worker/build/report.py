@@ -1,0 +1,64 @@
+"""The build log: what a function's owner reads to learn how its build went.
+
+It says which image and interpreter were used, which requirements were installed,
+whether the environment came from the cache, what the installer printed, and, when the
+build failed, why, in the same words the owner would use to fix it.
+"""
+
+from __future__ import annotations
+
+import time
+
+from .environments import Environment
+from .images import Interpreter
+
+
+class BuildReport:
+    """Collects a build's log lines as the build proceeds."""
+
+    def __init__(self, image: str) -> None:
+        self._started = time.monotonic()
+        self._step_started = self._started
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+        self._lines = [f"Build started {stamp}", f"Image: {image}"]
+
+    def bundle(self, files: int, total_bytes: int) -> None:
+        noun = "file" if files == 1 else "files"
+        self._lines.append(f"Bundle: {files:,} {noun}, {total_bytes:,} bytes unpacked")
+
+    def requirements(self, requirements: list[str]) -> None:
+        if not requirements:
+            self._lines.append("Requirements: none")
+            return
+        self._lines.append(f"Requirements ({len(requirements)}):")
+        self._lines.extend(f"  {requirement}" for requirement in requirements)
+
+    def interpreter(self, interpreter: Interpreter) -> None:
+        self._lines.append(f"Interpreter: Python {interpreter.version} at {interpreter.path}")
+
+    def environment_started(self) -> None:
+        self._step_started = time.monotonic()
+
+    def environment(self, environment: Environment) -> None:
+        if environment.cache_hit:
+            self._lines.append(f"Environment {environment.key[:16]}: cache hit")
+            return
+        seconds = time.monotonic() - self._step_started
+        self._lines.append(f"Environment {environment.key[:16]}: built in {seconds:.1f} s")
+        self.installer_output(environment.installer_log)
+
+    def installer_output(self, text: str) -> None:
+        if text.strip():
+            self._lines += ["--- installer output ---", text.rstrip("\n"), "--- end ---"]
+
+    def succeeded(self) -> str:
+        return self._finish(f"Build succeeded in {self._elapsed():.1f} s")
+
+    def failed(self, reason: str) -> str:
+        return self._finish(f"Build failed after {self._elapsed():.1f} s: {reason}")
+
+    def _elapsed(self) -> float:
+        return time.monotonic() - self._started
+
+    def _finish(self, last_line: str) -> str:
+        return "\n".join([*self._lines, last_line]) + "\n"
