@@ -7,6 +7,7 @@ form Python 3.10's parser accepts. Validation names the offending field in a 422
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 import re
 from collections.abc import Callable
@@ -72,9 +73,20 @@ def job_to_json(job: Job) -> dict[str, Any]:
     }
 
 
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
 def json_body(kind: type = dict) -> Any:
     """The request's JSON body, which must be a `kind`; a 400 otherwise."""
-    body = request.get_json(silent=True)
+    body = None
+    if request.is_json:
+        # Strict JSON: NaN/Infinity would reach the database as values it cannot store,
+        # and nesting deep enough to exhaust the parser's stack is not a 500.
+        try:
+            body = json.loads(request.get_data(cache=True), parse_constant=_reject_constant)
+        except (ValueError, RecursionError):
+            body = None
     if body is None:
         raise BadRequest("The request body must be JSON (Content-Type: application/json).")
     if not isinstance(body, kind):
