@@ -25,7 +25,8 @@ def owner_scope(model: Any) -> sa.ColumnElement[bool]:
 def get_owned(model: type[Model], object_id: Any, *, for_update: bool = False) -> Model:
     """Load one of the caller's objects by id, or raise a 404 naming it."""
     kind = model.__name__
-    if not isinstance(object_id, str) or not object_id:
+    # A NUL can name no row, and PostgreSQL refuses it in a query parameter.
+    if not isinstance(object_id, str) or not object_id or "\x00" in object_id:
         raise NotFound(f"{kind} {object_id!r} not found.")
     statement = sa.select(model).where(model.id == object_id, owner_scope(model))
     if for_update:

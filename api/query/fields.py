@@ -22,6 +22,9 @@ class ValueTypeError(ValueError):
 def as_string(value: Any) -> str:
     if not isinstance(value, str):
         raise ValueTypeError("expected a string")
+    if "\x00" in value:
+        # No stored text holds a NUL, and PostgreSQL refuses it in a query parameter.
+        raise ValueTypeError("a string cannot contain NUL characters")
     return value
 
 
