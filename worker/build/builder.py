@@ -57,6 +57,7 @@ class BuildSettings:
                 index_url=config.get("PACKAGE_INDEX_URL") or None,
                 wheelhouse=Path(wheelhouse) if wheelhouse else None,
                 timeout_seconds=float(config.get("BUILD_TIMEOUT_SECONDS") or 900),
+                only_binary=bool(config.get("ONLY_BINARY_PACKAGES", False)),
             ),
             interpreters=tuple(str(path).strip() for path in interpreters),
             scratch_root=work_dir / "scratch",

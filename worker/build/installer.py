@@ -50,6 +50,8 @@ class InstallerOptions:
             --find-links`); with `index_url` it is searched first.
         timeout_seconds: the deadline for creating and installing one environment.
         installer: `uv`, `pip` (`python -m venv` and pip), or `auto` (uv when found).
+        only_binary: install wheels only. An sdist's build backend is code the
+            function's owner chose, run on the worker at build time; this refuses it.
         uv_cache_dir: uv's cache; uv's default (under HOME) when None.
         environment: variables the installer sees besides PATH, HOME, LANG and TMPDIR,
             such as proxies (see `NETWORK_VARIABLES`) or credentials for `index_url`.
@@ -59,6 +61,7 @@ class InstallerOptions:
     wheelhouse: Path | None = None
     timeout_seconds: float = 900.0
     installer: Literal["auto", "uv", "pip"] = "auto"
+    only_binary: bool = False
     uv_cache_dir: Path | None = None
     environment: Mapping[str, str] = field(default_factory=dict)
 
@@ -70,6 +73,8 @@ class InstallerOptions:
                 arguments.append("--no-index")
         if self.index_url is not None:
             arguments += ["--index-url", self.index_url]
+        if self.only_binary:
+            arguments += ["--only-binary", ":all:"]
         return arguments
 
 

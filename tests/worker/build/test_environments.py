@@ -144,6 +144,18 @@ def test_build_timeout_kills_the_installer_session(
     assert entries(cache.root) == []
 
 
+def test_only_binary_refuses_to_run_sdist_builds(
+    tmp_path: Path, wheelhouse: Path, interpreter: Interpreter, slow_backend_pid_file: Path
+) -> None:
+    slow_backend_pid_file.unlink(missing_ok=True)
+    options = InstallerOptions(wheelhouse=wheelhouse, only_binary=True, timeout_seconds=30)
+    cache = EnvironmentCache(tmp_path / "envs", options)
+    with pytest.raises(EnvironmentBuildError, match="installing the requirements failed") as failed:
+        cache.get(interpreter, ["slowpkg"])
+    assert "slowpkg" in failed.value.log
+    assert not slow_backend_pid_file.exists(), "the sdist's backend never ran"
+
+
 def test_tiny_timeout_fails_cleanly(
     tmp_path: Path, wheelhouse: Path, interpreter: Interpreter
 ) -> None:
