@@ -234,6 +234,14 @@ def job_create(body: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
+def rerun_request(body: dict[str, Any]) -> str:
+    """The function id of a rerun; any other field (a filter, say) is refused, not ignored."""
+    values = _validate_fields(body, {"function_id": function_id_field}, frozenset())
+    if "function_id" not in values:
+        raise Invalid.field("function_id", "is required")
+    return values["function_id"]
+
+
 def job_patch(body: dict[str, Any], job: Job) -> dict[str, Any]:
     values = _validate_fields(body, JOB_FIELDS, JOB_READONLY)
     for name in JOB_IMMUTABLE & values.keys():

@@ -17,7 +17,7 @@ from ..models import BuildState, Function, Job
 from ..ownership import get_owned, owner_scope
 from ..query.fields import JOB_FIELDS
 from ..query.totals import job_total_from_counters
-from ..wire import bulk_create, job_create, job_patch, job_to_json, json_body
+from ..wire import bulk_create, job_create, job_patch, job_to_json, json_body, rerun_request
 from .paging import serve_list
 
 blueprint = Blueprint("jobs", __name__)
@@ -65,9 +65,7 @@ def create_jobs() -> tuple[Response, int]:
 
 @blueprint.post("/jobs/rerun")
 def rerun_jobs() -> tuple[Response, int]:
-    body = json_body()
-    values = job_create({"function_id": body.get("function_id")})
-    function = function_accepting_jobs(values["function_id"])
+    function = function_accepting_jobs(rerun_request(json_body()))
     ids = reset_for_rerun(db.session, function.id)
     db.session.commit()
     announce(function, ids)
