@@ -1,0 +1,242 @@
+"""Bad input on every endpoint: always a 4xx naming the field, never a 5xx, nothing stored.
+
+Each case runs against a user with one function (bundle uploaded, not posted) and one
+pending job; the users, functions and jobs tables must be identical before and after.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from tests.api.helpers import create_with_upload, db_snapshot, put_bundle, submit
+from tests.conftest import ApiClient, ApiServer
+
+JSON = {"Content-Type": "application/json"}
+BIG = 50 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    method: str
+    path: str
+    status: int
+    field: str | None = None
+    json: Any = None
+    data: str | bytes | None = None
+    headers: dict[str, str] | None = None
+    params: dict[str, Any] | None = None
+
+
+def post_json(name: str, path: str, body: Any, status: int, field: str | None) -> Case:
+    return Case(name, "POST", path, status, field, json=body)
+
+
+def raw(name: str, method: str, path: str, data: str | bytes, status: int = 400) -> Case:
+    return Case(name, method, path, status, data=data, headers=JSON)
+
+
+FN = "/functions"
+ONE = "/functions/{function}"
+JOB = "/jobs/{job}"
+LONG_NAME = "x" * 201
+TOO_MANY_JOBS = [0] * 100_001
+
+CASES = [
+    # Bodies that are not a JSON object.
+    raw("malformed json", "POST", FN, "{"),
+    raw("trailing garbage", "POST", FN, '{"name": "a"} x'),
+    raw("nan constant", "POST", FN, '{"cpus": NaN}'),
+    raw("infinity in args", "POST", "/jobs", '{"function_id": "{function}", "args": [Infinity]}'),
+    raw("deep nesting", "POST", "/jobs", "[" * 100_000 + "]" * 100_000),
+    raw("invalid utf-8", "POST", FN, b'{"name": "\xff\xfe"}'),
+    Case(
+        "form content type", "POST", FN, 400, data="name=x", headers={"Content-Type": "text/plain"}
+    ),
+    Case("no body", "POST", "/jobs", 400),
+    post_json("body is a list", FN, [{"name": "a"}], 400, "body"),
+    post_json("body is a string", "/jobs", "x", 400, "body"),
+    raw("body is null", "PATCH", ONE, "null"),
+    post_json("bulk body is a list", "/jobs/bulk", [[1]], 400, "body"),
+    # Function fields.
+    post_json("unknown field", FN, {"colour": "red"}, 422, "colour"),
+    post_json("readonly status", FN, {"status": "success"}, 422, "status"),
+    post_json("readonly id", FN, {"id": "mine"}, 422, "id"),
+    post_json("name not a string", FN, {"name": 5}, 422, "name"),
+    post_json("name with slash", FN, {"name": "a/b"}, 422, "name"),
+    post_json("name with backslash", FN, {"name": "a\\b"}, 422, "name"),
+    post_json("name with newline", FN, {"name": "a\nb"}, 422, "name"),
+    post_json("name with nul", FN, {"name": "a\u0000b"}, 422, "name"),
+    post_json("name empty", FN, {"name": ""}, 422, "name"),
+    post_json("name too long", FN, {"name": LONG_NAME}, 422, "name"),
+    post_json("cpus zero", FN, {"cpus": 0}, 422, "cpus"),
+    post_json("cpus negative", FN, {"cpus": -1}, 422, "cpus"),
+    post_json("cpus a string", FN, {"cpus": "2"}, 422, "cpus"),
+    post_json("cpus absurd", FN, {"cpus": 1e12}, 422, "cpus"),
+    post_json("cpus boolean", FN, {"cpus": True}, 422, "cpus"),
+    post_json("memory zero", FN, {"memory": 0}, 422, "memory"),
+    post_json("memory fractional", FN, {"memory": 1.5}, 422, "memory"),
+    post_json("memory absurd", FN, {"memory": 10**30}, 422, "memory"),
+    post_json("memory null", FN, {"memory": None}, 422, "memory"),
+    post_json("timeout zero", FN, {"timeout": 0}, 422, "timeout"),
+    post_json("timeout a year", FN, {"timeout": 365 * 86400}, 422, "timeout"),
+    post_json("concurrency zero", FN, {"maximum_concurrency": 0}, 422, "maximum_concurrency"),
+    post_json("retry_count -1", FN, {"retry_count": -1}, 422, "retry_count"),
+    post_json("retry_count absurd", FN, {"retry_count": 10**6}, 422, "retry_count"),
+    post_json("image with space", FN, {"image": "python 3.11"}, 422, "image"),
+    post_json("image path", FN, {"image": "../../etc/passwd"}, 422, "image"),
+    post_json("image empty", FN, {"image": ""}, 422, "image"),
+    post_json("image a list", FN, {"image": ["python"]}, 422, "image"),
+    Case("patch memory zero", "PATCH", ONE, 422, "memory", json={"memory": 0}),
+    Case("patch image", "PATCH", ONE, 422, "image", json={"image": "other:latest"}),
+    Case("patch statistics", "PATCH", ONE, 422, "job_statistics", json={"job_statistics": {}}),
+    Case("patch unknown", "PATCH", ONE, 422, "colour", json={"colour": "red", "memory": 1}),
+    # Jobs.
+    post_json("job without function", "/jobs", {"args": [1]}, 422, "function_id"),
+    post_json("job function_id number", "/jobs", {"function_id": 5}, 422, "function_id"),
+    post_json("job unknown function", "/jobs", {"function_id": "0" * 32}, 404, None),
+    post_json("job function_id nul", "/jobs", {"function_id": "a\u0000"}, 404, None),
+    post_json(
+        "job args a string", "/jobs", {"function_id": "{function}", "args": "1"}, 422, "args"
+    ),
+    post_json(
+        "job kwargs a list", "/jobs", {"function_id": "{function}", "kwargs": [1]}, 422, "kwargs"
+    ),
+    post_json(
+        "job readonly status",
+        "/jobs",
+        {"function_id": "{function}", "status": "success"},
+        422,
+        "status",
+    ),
+    post_json(
+        "job unknown field", "/jobs", {"function_id": "{function}", "retries": 1}, 422, "retries"
+    ),
+    post_json(
+        "bulk_args not a list",
+        "/jobs/bulk",
+        {"function_id": "{function}", "bulk_args": 3},
+        422,
+        "bulk_args",
+    ),
+    post_json("bulk_args missing", "/jobs/bulk", {"function_id": "{function}"}, 422, "bulk_args"),
+    post_json(
+        "bulk too many",
+        "/jobs/bulk",
+        {"function_id": "{function}", "bulk_args": TOO_MANY_JOBS},
+        422,
+        "bulk_args",
+    ),
+    post_json(
+        "bulk_kwargs length",
+        "/jobs/bulk",
+        {"function_id": "{function}", "bulk_args": [[1]], "bulk_kwargs": []},
+        422,
+        "bulk_kwargs",
+    ),
+    post_json(
+        "bulk_kwargs entry",
+        "/jobs/bulk",
+        {"function_id": "{function}", "bulk_args": [[1]], "bulk_kwargs": [[1]]},
+        422,
+        "bulk_kwargs",
+    ),
+    post_json(
+        "bulk unknown field",
+        "/jobs/bulk",
+        {"function_id": "{function}", "bulk_args": [], "x": 1},
+        422,
+        "x",
+    ),
+    post_json("bulk without function", "/jobs/bulk", {"bulk_args": [[1]]}, 422, "function_id"),
+    post_json("rerun without function", "/jobs/rerun", {}, 422, "function_id"),
+    post_json(
+        "rerun unknown field", "/jobs/rerun", {"function_id": "{function}", "x": 1}, 422, "x"
+    ),
+    Case("job patch runtime", "PATCH", JOB, 422, "runtime", json={"runtime": 1.0}),
+    Case("job patch status", "PATCH", JOB, 422, "status", json={"status": "success"}),
+    Case("job patch args dict", "PATCH", JOB, 422, "args", json={"args": {"a": 1}}),
+    Case("job patch function_id", "PATCH", JOB, 422, "function_id", json={"function_id": "0" * 32}),
+    post_json("credentials wrong type", "/credentials", {"client_id": 5}, 422, "client_id"),
+    post_json("credentials unknown", "/credentials", {"token": "x"}, 422, "token"),
+    # Huge bodies.
+    Case("50 MB function", "POST", FN, 413, data=b'{"name": "' + b"x" * BIG + b'"}', headers=JSON),
+    Case(
+        "50 MB bulk",
+        "POST",
+        "/jobs/bulk",
+        413,
+        data=b"[" + b"[1]," * (BIG // 4) + b"[1]]",
+        headers=JSON,
+    ),
+    # Queries.
+    Case("filter not json", "GET", FN, 400, "filter", params={"filter": "{"}),
+    Case("filter nul string", "GET", "/jobs", 400, "filter", params={"function_id": "a\u0000"}),
+    Case(
+        "filter unknown op",
+        "GET",
+        "/jobs",
+        400,
+        "filter",
+        params={"filter": '[{"name":"id","op":"in","val":"x"}]'},
+    ),
+    Case("unknown list param", "GET", "/jobs", 400, "colour", params={"colour": "red"}),
+    Case("page_size not int", "GET", FN, 400, "page_size", params={"page_size": "many"}),
+    Case("sort unknown", "GET", "/jobs", 400, "sort", params={"sort": "-colour"}),
+    Case("include unknown", "GET", ONE, 400, "include", params={"include": "owner"}),
+    # Routing.
+    Case("unknown route", "GET", "/nothing", 404),
+    Case("method not allowed", "PUT", FN, 405),
+    Case("id with nul", "GET", "/functions/%00", 404),
+]
+
+
+@pytest.fixture
+def target(api_server: ApiServer, api: ApiClient) -> dict[str, str]:
+    function, url = create_with_upload(api)
+    assert put_bundle(url).status_code == 200
+    (job,) = submit(api, function["id"], [[1]])
+    return {"function": function["id"], "job": job["id"]}
+
+
+def fill(value: Any, target: dict[str, str]) -> Any:
+    """`value` with `{function}` and `{job}` placeholders replaced by the target's ids."""
+    if isinstance(value, str):
+        return value.replace("{function}", target["function"]).replace("{job}", target["job"])
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, list) and len(value) < 1000:
+        return [fill(item, target) for item in value]
+    if isinstance(value, dict):
+        return {key: fill(item, target) for key, item in value.items()}
+    return value
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
+def test_bad_input_is_refused_without_change(
+    api_server: ApiServer, api: ApiClient, target: dict[str, str], case: Case
+) -> None:
+    before = db_snapshot(api_server)
+    kwargs: dict[str, Any] = {"headers": case.headers, "params": case.params}
+    if case.json is not None:
+        kwargs["json"] = fill(case.json, target)
+    if case.data is not None:
+        kwargs["data"] = fill(case.data, target)
+    response = api.request(case.method, fill(case.path, target), **kwargs)
+    assert response.status_code == case.status, response.text[:500]
+    body = response.json()
+    assert body["detail"] and isinstance(body["errors"], dict)
+    if case.field is not None:
+        assert case.field in body["errors"], body
+    assert db_snapshot(api_server) == before
+
+
+def test_there_are_many_cases() -> None:
+    assert len(CASES) >= 40
+    assert len({case.name for case in CASES}) == len(CASES)
+    assert all(400 <= case.status < 500 for case in CASES)
+    assert json.dumps([case.name for case in CASES])
