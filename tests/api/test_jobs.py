@@ -239,3 +239,57 @@ def test_result_and_log_are_served_as_stored(api_server: ApiServer, api: ApiClie
     store.put(f"jobs/{function['id']}/{job['id']}/log.ndjson", line)
     assert api.get(f"/jobs/{job['id']}/result").content == b"\x00\x01raw"
     assert api.get(f"/jobs/{job['id']}/log").content == line
+
+
+# --- arguments round-trip exactly ---
+
+TRICKY_VALUES = [
+    1,
+    1.0,
+    -0.5,
+    1e-300,
+    1.7976931348623157e308,
+    2**63,
+    10**30,
+    True,
+    False,
+    None,
+    "",
+    "é ü 中文 😀",
+    'quote " backslash \\ tab \t',
+    {"nested": [[], {}, [None]]},
+    [],
+]
+
+
+@pytest.mark.parametrize("path", ["/jobs", "/jobs/bulk"])
+def test_arguments_round_trip_exactly(api: ApiClient, path: str) -> None:
+    function = create_function(api)
+    kwargs = {"k": TRICKY_VALUES, "ключ": {"a": 1.5}}
+    if path == "/jobs":
+        body = {"function_id": function["id"], "args": TRICKY_VALUES, "kwargs": kwargs}
+        job = api.post(path, json=body).json()
+    else:
+        (job,) = submit(api, function["id"], [TRICKY_VALUES], bulk_kwargs=[kwargs])
+    for answer in (job, api.get(f"/jobs/{job['id']}").json()):
+        assert answer["args"] == TRICKY_VALUES
+        assert [type(value) for value in answer["args"]] == [type(v) for v in TRICKY_VALUES]
+        assert answer["kwargs"] == kwargs
+
+
+@pytest.mark.parametrize("text", ["nul \u0000 inside", "lone surrogate \ud800"])
+def test_any_json_string_round_trips(
+    api_server: ApiServer, api: ApiClient, request: pytest.FixtureRequest, text: str
+) -> None:
+    if api_server.database == "postgresql":
+        request.applymarker(
+            pytest.mark.xfail(
+                strict=True,
+                reason="PostgreSQL's json type cannot hold \\u0000 or a lone surrogate as "
+                "text: the job is refused with a 422 that names no field",
+            )
+        )
+    function = create_function(api)
+    response = api.post("/jobs", json={"function_id": function["id"], "args": [text]})
+    assert response.status_code == 201, response.text
+    assert api.get(f"/jobs/{response.json()['id']}").json()["args"] == [text]

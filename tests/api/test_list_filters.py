@@ -47,6 +47,7 @@ TYPES: dict[str, Callable[[Any], Any]] = {
     "maximum_concurrency": lambda value: int(float(value)),
     "timeout": lambda value: int(float(value)),
     "retry_count": lambda value: int(float(value)),
+    "attempt": lambda value: int(float(value)),
     "creation_date": as_datetime,
 }
 
@@ -204,6 +205,10 @@ JOB_CASES = [
     *(leaf("status", op, "running") for op in ORDERED_OPS),
     {"or": [leaf("status", "eq", "failure"), leaf("status", "eq", "timeout")]},
     {"or": [leaf("runtime", "isnull"), leaf("runtime", "gt", 2)]},
+    leaf("attempt", "eq", 0.0),
+    leaf("attempt", "gt", 0),
+    leaf("start_date", "isnull"),
+    leaf("end_date", "isnotnull"),
 ]
 
 
