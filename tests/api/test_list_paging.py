@@ -232,3 +232,16 @@ def test_another_users_cursor_is_400(job_set: dict[str, Any], api: ApiClient) ->
         assert "page_cursor" in response.json()["errors"]
         assert "total" not in response.text
     assert job_set["api"].get("/jobs", params={"page_cursor": cursor}).status_code == 200
+
+
+def test_include_statistics_carries_across_pages(api: ApiClient) -> None:
+    functions = [create_function(api, name=f"fn{index}") for index in range(3)]
+    submit(api, functions[1]["id"], [[1], [2]])
+    page = api.get("/functions", params={"include": "job.statistics", "page_size": 2}).json()
+    rest = api.get("/functions", params={"page_cursor": page["meta"]["page_cursor"]}).json()
+    statistics = [item["job_statistics"]["pending"] for item in page["data"] + rest["data"]]
+    assert statistics == [0, 2, 0]
+    plain = api.get("/functions").json()["data"]
+    assert all("job_statistics" not in item for item in plain)
+    refused = api.get("/jobs", params={"include": "job.statistics"})
+    assert refused.status_code == 400 and "include" in refused.json()["errors"]
