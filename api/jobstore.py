@@ -116,6 +116,19 @@ def reset_for_rerun(session: Session, function_id: str) -> list[str]:
     return rerun_ids
 
 
-def delete_job(session: Session, job: Job) -> None:
-    session.delete(job)
-    record_job_changes(session, job.function_id, {job.status: -1})
+def delete_job(session: Session, job: Job) -> bool:
+    """Delete a job and count it out under the status it had; False if already gone.
+
+    The status comes from the DELETE itself: on SQLite the row read before is not locked,
+    so a worker or a concurrent delete may have changed or removed it since.
+    """
+    status = session.scalar(
+        sa.delete(Job)
+        .where(Job.id == job.id)
+        .returning(Job.status)
+        .execution_options(synchronize_session=False)
+    )
+    if status is None:
+        return False
+    record_job_changes(session, job.function_id, {status: -1})
+    return True

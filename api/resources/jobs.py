@@ -10,7 +10,7 @@ from compute.statuses import JobStatus
 from .. import dispatch
 from ..auth import authenticate_request
 from ..blobstore import job_log_key, job_prefix, job_result_key
-from ..errors import Conflict
+from ..errors import Conflict, NotFound
 from ..extensions import db
 from ..jobstore import delete_job, insert_jobs, reset_for_rerun
 from ..models import BuildState, Function, Job
@@ -101,7 +101,8 @@ def patch_job(job_id: str) -> Response:
 def delete_one_job(job_id: str) -> Response:
     job = get_owned(Job, job_id, for_update=True)
     function_id = job.function_id
-    delete_job(db.session, job)
+    if not delete_job(db.session, job):
+        raise NotFound(f"Job {job_id!r} not found.")
     db.session.commit()
     current_app.extensions["blobstore"].delete_prefix(job_prefix(function_id, job_id))
     return Response(status=204)
