@@ -55,15 +55,21 @@ def record_job_changes(session: Session, function_id: str, deltas: Mapping[str, 
     )
 
 
-def set_build_state(session: Session, function_id: str, build_state: str) -> None:
-    """Move a function's build along and recompute its status from its job counts."""
+def set_build_state(
+    session: Session, function_id: str, build_state: str, from_state: str | None = None
+) -> bool:
+    """Move a function's build along and recompute its status from its job counts.
+
+    With `from_state`, only a function still in that state moves; returns whether it moved.
+    """
     counts = {status: count_column(status) for status in JobStatus}
-    session.execute(
-        sa.update(Function)
-        .where(Function.id == function_id)
-        .values(
+    statement = sa.update(Function).where(Function.id == function_id)
+    if from_state is not None:
+        statement = statement.where(Function.build_state == from_state)
+    result = session.execute(
+        statement.values(
             build_state=build_state,
             status=status_expression(sa.literal(build_state), counts),
-        )
-        .execution_options(synchronize_session=False)
+        ).execution_options(synchronize_session=False)
     )
+    return result.rowcount == 1

@@ -99,10 +99,15 @@ def submit_bundle(function_id: str) -> Response:
                 "bundle_upload_url first.",
                 {"bundle": ["not uploaded"]},
             )
-        set_build_state(db.session, function.id, BuildState.BUILDING)
+        # Conditional: on SQLite the row read above is not locked, and a repeated POST
+        # racing this one must not request a second build.
+        moved = set_build_state(
+            db.session, function.id, BuildState.BUILDING, from_state=BuildState.AWAITING_BUNDLE
+        )
         db.session.commit()
         db.session.refresh(function)
-        dispatch.request_build(function.id)
+        if moved:
+            dispatch.request_build(function.id)
     return jsonify(function_to_json(function))
 
 
