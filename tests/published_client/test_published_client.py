@@ -218,6 +218,7 @@ def test_refresh_sees_changes_and_keeps_job_statistics(
 
     assert out["before"]["status"] == "success"  # built, nothing outstanding
     assert out["before"]["job_statistics"] == dict.fromkeys(STATISTICS_KEYS, 0)
+    assert out["waited"] == "Function refreshing starting status success\n"
     assert out["plain"]["memory"] == 1024 and out["plain"]["status"] == "running"
     assert out["plain"]["job_statistics"] is None
     assert out["with_statistics"]["memory"] == 1024
@@ -251,6 +252,7 @@ def test_delete_removes_every_job_while_paging_then_the_function(
 
     assert len(set(out["job_ids"])) == 130
     assert out["first"]["args"] == [0, 0]
+    assert out["deleted_error"]["type"] == "AttributeError"  # the client marks it deleted
     assert user.api.get(f"/functions/{out['id']}").status_code == 404
     assert all(
         user.api.get(f"/jobs/{job_id}").status_code == 404 for job_id in out["job_ids"][::13]
@@ -312,6 +314,7 @@ def test_jobs_are_read_searched_and_refreshed(
     assert out["job"]["id"] == ids[0] and out["job"]["function_id"] == function["id"]
     assert out["job"]["status"] == "success" and out["job"]["runtime"] in (1, 2)
     assert out["function_of_job"] == function["id"]
+    assert out["waited"] == f"Job {ids[0]} starting status success\n"
     assert out["by_function"] == ids and out["by_function_count"] == 5
     assert out["pending"] == ids[3:]
     assert out["pending_in"] == ids[2:]

@@ -140,6 +140,8 @@ def refresh(inputs):
     plain = Function.get(inputs["id"])
     with_statistics = Function.get(inputs["id"], include=["job.statistics"])
     before = function_json(with_statistics)
+    # built with nothing outstanding is `success`: the client's wait returns at once
+    waited = captured_stdout(plain.wait_for_completion, timeout=10, interval=0.1)
     elsewhere = Function.get(inputs["id"])
     elsewhere.memory = 1024
     elsewhere.save()
@@ -149,6 +151,7 @@ def refresh(inputs):
     with_statistics.refresh()
     return {
         "before": before,
+        "waited": waited,
         "plain": function_json(plain),
         "with_statistics": function_json(with_statistics),
     }

@@ -43,11 +43,13 @@ def read(inputs):
     """Job.get, job.refresh, Job.search by function and status, the legacy Job.list params."""
     job = Job.get(inputs["job_id"])
     job.refresh()
+    waited = captured_stdout(job.wait_for_completion, timeout=10, interval=0.1)
     by_function = Job.search().filter(Job.function_id == inputs["function_id"])
     pending = by_function.filter(Job.status == JobStatus.PENDING)
     fn = Function.get(inputs["function_id"])
     return {
         "job": job_json(job),
+        "waited": waited,
         "function_of_job": job.function.id,
         "by_function": [j.id for j in by_function.sort(Job.creation_date)],
         "by_function_count": by_function.count(),
