@@ -132,3 +132,21 @@ def delete_job(session: Session, job: Job) -> bool:
         return False
     record_job_changes(session, job.function_id, {status: -1})
     return True
+
+
+def fail_pending_jobs(session: Session, function_id: str, reason: str) -> int:
+    """End every pending job of a function as `failure` with `reason`; return how many."""
+    ids = list(
+        session.scalars(
+            sa.update(Job)
+            .where(Job.function_id == function_id, Job.status == JobStatus.PENDING.value)
+            .values(status=JobStatus.FAILURE.value, error=reason, end_date=utcnow())
+            .returning(Job.id)
+            .execution_options(synchronize_session=False)
+        )
+    )
+    if ids:
+        record_job_changes(
+            session, function_id, {JobStatus.PENDING: -len(ids), JobStatus.FAILURE: len(ids)}
+        )
+    return len(ids)

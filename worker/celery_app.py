@@ -26,7 +26,12 @@ def celery_init_app(app: Flask) -> Celery:
     broker_url = app.config.get("REDIS_URL")
     if not broker_url:
         raise RuntimeError("REDIS_URL must name the broker the workers consume from")
-    celery = Celery(app.name, task_cls=FlaskTask, broker=broker_url)
+    celery = Celery(
+        app.name,
+        task_cls=FlaskTask,
+        broker=broker_url,
+        include=["worker.tasks", "worker.startup"],
+    )
     celery.conf.update(
         task_ignore_result=True,
         task_acks_late=True,

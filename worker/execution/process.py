@@ -11,6 +11,7 @@ import contextlib
 import enum
 import json
 import os
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -113,11 +114,14 @@ def run_process(
         call_file.write_text(json.dumps({"args": args or [], "kwargs": kwargs or {}}))
         home = Path(scratch, "home")
         home.mkdir()
+        # Each job works in its own copy, so one job's files never reach the next.
+        work_dir = Path(scratch, "bundle")
+        shutil.copytree(bundle_dir, work_dir, symlinks=False)
         cpu_set = limits.cpu_set()
         started = time.monotonic()
         popen = subprocess.Popen(
-            [env_python, "-I", str(BOOTSTRAP), str(bundle_dir), str(call_file), str(result_file)],
-            cwd=bundle_dir,
+            [env_python, "-I", str(BOOTSTRAP), str(work_dir), str(call_file), str(result_file)],
+            cwd=work_dir,
             env=job_environment(limits, env_python, str(home)),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,

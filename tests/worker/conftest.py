@@ -1,0 +1,138 @@
+"""An execution stack for tests: the real API, a real Celery worker, real Redis.
+
+The API serves in-process over HTTP; the worker is a separate `celery worker` process
+sharing the API's database, data directory and a Redis database of its own, flushed
+before and after.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+import pytest
+import redis
+
+from tests.conftest import ApiClient, ApiServer, running_api
+
+REDIS_HOST = os.environ.get("COMPUTE_TEST_REDIS_HOST", "127.0.0.1")
+REDIS_DATABASES = {"sqlite": 11, "postgresql": 12}
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class ExecutionStack:
+    server: ApiServer
+    worker: subprocess.Popen[bytes]
+    worker_log: Path
+
+    def user_api(self, name: str | None = None) -> ApiClient:
+        token = self.server.token(name or f"user-{uuid.uuid4().hex[:10]}")
+        return ApiClient(self.server, token)
+
+    def worker_output(self) -> str:
+        return self.worker_log.read_text(errors="replace")
+
+
+def _start_worker(server: ApiServer, redis_url: str, log_path: Path) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "COMPUTE_DATA_DIR": str(server.data_dir),
+        "DATABASE_URL": server.app.config["SQLALCHEMY_DATABASE_URI"],
+        "REDIS_URL": redis_url,
+        "COMPUTE_WHEELHOUSE": str(server.data_dir / "wheelhouse"),
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "worker.celery_app",
+        "worker",
+        "--loglevel",
+        "INFO",
+        "--concurrency",
+        "2",
+        "--without-gossip",
+        "--without-mingle",
+        "-n",
+        f"test-{uuid.uuid4().hex[:8]}@%h",
+    ]
+    log = log_path.open("wb")
+    return subprocess.Popen(
+        command,
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    try:
+        tree = [psutil.Process(process.pid), *psutil.Process(process.pid).children(recursive=True)]
+    except psutil.Error:
+        tree = []
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    _, alive = psutil.wait_procs(tree, timeout=15)
+    for survivor in alive:
+        survivor.kill()
+    process.wait(timeout=10)
+
+
+def _wait_ready(log_path: Path, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"worker exited early:\n{log_path.read_text(errors='replace')}")
+        if "ready." in log_path.read_text(errors="replace"):
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"worker not ready in {timeout}s:\n{log_path.read_text(errors='replace')}")
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def execution_stack(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ExecutionStack]:
+    database = request.param
+    redis_url = f"redis://{REDIS_HOST}:6379/{REDIS_DATABASES[database]}"
+    broker = redis.Redis.from_url(redis_url)
+    broker.flushdb()
+    data_dir = tmp_path_factory.mktemp(f"exec-{database}")
+    with running_api(database, data_dir, {"REDIS_URL": redis_url}) as server:
+        log_path = data_dir / "worker.log"
+        worker = _start_worker(server, redis_url, log_path)
+        try:
+            _wait_ready(log_path, worker)
+            yield ExecutionStack(server, worker, log_path)
+        finally:
+            _stop(worker)
+            broker.flushdb()
+
+
+@pytest.fixture
+def exec_user(
+    execution_stack: ExecutionStack, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[ApiClient]:
+    """A fresh user of the execution stack; the `compute` SDK acts as them meanwhile."""
+    import compute
+
+    api = execution_stack.user_api()
+    monkeypatch.setenv("COMPUTE_URL", execution_stack.server.base_url)
+    monkeypatch.setenv("COMPUTE_TOKEN", api.token or "")
+    monkeypatch.setenv("COMPUTE_CONFIG", str(execution_stack.server.data_dir / "none.json"))
+    compute.configure(url=execution_stack.server.base_url, token=api.token)
+    yield api
+    compute.configure(url=None, token=None)

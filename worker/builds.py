@@ -1,0 +1,57 @@
+"""The build step: turn a function's uploaded bundle into a ready environment, or fail it.
+
+User mistakes (a bad bundle, requirement or image) end `build_failed` with the reason in
+the build log and fail the jobs already waiting; faults of the worker raise, so Celery
+redelivers the build.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import current_app
+
+from api.blobstore import build_log_key
+from api.counters import set_build_state
+from api.extensions import db
+from api.jobstore import fail_pending_jobs
+from api.models import BuildState, Function
+
+from .build import BuildSettings, build_function
+
+logger = logging.getLogger(__name__)
+
+
+def run_build(function_id: str) -> bool:
+    """Build `function_id` if it is waiting for a build; return whether it is built."""
+    function = db.session.get(Function, function_id)
+    if function is None:
+        return False
+    if function.build_state != BuildState.BUILDING:
+        return function.build_state == BuildState.BUILT
+    store = current_app.extensions["blobstore"]
+    bundle = store.get(function.bundle_key) if function.bundle_key else None
+    if bundle is None:
+        return _fail(function, "the uploaded bundle is missing", "The bundle could not be found.")
+    result = build_function(bundle, function.image, BuildSettings.from_config(current_app.config))
+    store.put(build_log_key(function.id), result.log_text.encode())
+    if not result.ok:
+        return _fail(function, result.error or "the build failed", None)
+    function.build_log_key = build_log_key(function.id)
+    function.build_error = None
+    moved = set_build_state(db.session, function.id, BuildState.BUILT, BuildState.BUILDING)
+    db.session.commit()
+    logger.info("built function %s (%s)", function.id, "moved" if moved else "already moved")
+    return True
+
+
+def _fail(function: Function, reason: str, log_text: str | None) -> bool:
+    if log_text is not None:
+        current_app.extensions["blobstore"].put(build_log_key(function.id), log_text.encode())
+    function.build_error = reason
+    function.build_log_key = build_log_key(function.id)
+    set_build_state(db.session, function.id, BuildState.BUILD_FAILED, BuildState.BUILDING)
+    failed = fail_pending_jobs(db.session, function.id, f"the function failed to build: {reason}")
+    db.session.commit()
+    logger.info("build of %s failed (%s); %d pending jobs failed", function.id, reason, failed)
+    return False

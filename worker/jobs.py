@@ -1,0 +1,129 @@
+"""Run one attempt of a job: claim it, run it under its limits, record the outcome.
+
+The database decides: the claim is conditional, the outcome is written only by the
+attempt that holds the lease, and results and logs go to the blob store before the
+final status, so a job reported `success` always has its result.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import os
+import socket
+from dataclasses import dataclass
+
+from flask import current_app
+
+from api.blobstore import job_log_key, job_result_key
+from api.extensions import db
+from api.models import Function, Job
+from compute.statuses import JobStatus
+
+from .claims import Claim, ClaimRefusal, claim_job, finish_job, release_for_retry
+from .execution.joblog import JobLog
+from .execution.limits import JobLimits
+from .execution.process import Ending, ProcessOutcome, run_process
+from .workspace import prepare_function
+
+logger = logging.getLogger(__name__)
+
+LEASE_GRACE_SECONDS = 60
+RESULT_TAG_NONE = b"n"
+
+
+class AttemptResult(enum.Enum):
+    DONE = "done"  # a final status was recorded
+    RETRY = "retry"  # the job is pending again and needs another message
+    AT_CAPACITY = "at_capacity"  # not started: the function runs its maximum already
+    SKIPPED = "skipped"  # nothing to do: deleted, finished, or claimed elsewhere
+
+
+@dataclass(frozen=True)
+class Verdict:
+    status: JobStatus
+    error: str | None
+    retryable: bool
+
+
+def worker_identity() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def judge(outcome: ProcessOutcome, limits: JobLimits) -> Verdict:
+    """Map how the process ended to the job's status and whether a retry may follow."""
+    if outcome.ending is Ending.TIMED_OUT:
+        return Verdict(
+            JobStatus.TIMEOUT, f"exceeded its {limits.timeout_seconds:g} s timeout", False
+        )
+    if outcome.ending is Ending.OUT_OF_MEMORY:
+        return Verdict(JobStatus.FAILURE, f"exceeded its {limits.memory_mb} MB memory limit", True)
+    if outcome.exit_code != 0 or outcome.result is None:
+        return Verdict(JobStatus.FAILURE, f"exited with code {outcome.exit_code}", True)
+    return Verdict(JobStatus.SUCCESS, None, False)
+
+
+def run_attempt(job_id: str) -> AttemptResult:
+    """Claim `job_id` and run one attempt of it in this worker."""
+    function_limits = None
+    lease = current_app.config.get("JOB_LEASE_SECONDS")
+    job = db.session.get(Job, job_id)
+    if job is None:
+        return AttemptResult.SKIPPED
+    function = db.session.get(Function, job.function_id)
+    if function is None:
+        return AttemptResult.SKIPPED
+    function_limits = JobLimits(
+        cpus=function.cpus,
+        memory_mb=function.memory,
+        timeout_seconds=function.timeout,
+        kill_grace_seconds=current_app.config.get("KILL_GRACE_SECONDS", 5.0),
+    )
+    retry_count = function.retry_count
+    claim = claim_job(
+        db.session, job_id, worker_identity(), lease or function.timeout + LEASE_GRACE_SECONDS
+    )
+    if claim is ClaimRefusal.AT_CAPACITY:
+        return AttemptResult.AT_CAPACITY
+    if claim is ClaimRefusal.GONE:
+        return AttemptResult.SKIPPED
+    assert isinstance(claim, Claim)
+    job = db.session.get(Job, job_id)
+    function = db.session.get(Function, claim.function_id)
+    log = JobLog()
+    log.add(f"[attempt {claim.attempt}]")
+    try:
+        env_python, bundle_dir = prepare_function(function)
+    except Exception as error:  # noqa: BLE001 - any preparation failure fails the attempt
+        logger.exception("could not prepare function %s", function.id)
+        log.add(f"[could not prepare the function's environment: {error}]")
+        return _record(
+            claim, log, None, Verdict(JobStatus.FAILURE, str(error), True), 0.0, retry_count
+        )
+    outcome = run_process(str(env_python), bundle_dir, job.args, job.kwargs, function_limits, log)
+    verdict = judge(outcome, function_limits)
+    if verdict.error:
+        log.add(f"[job {verdict.status}: {verdict.error}]")
+    return _record(claim, log, outcome.result, verdict, outcome.runtime, retry_count)
+
+
+def _record(
+    claim: Claim,
+    log: JobLog,
+    result: bytes | None,
+    verdict: Verdict,
+    runtime: float,
+    retry_count: int,
+) -> AttemptResult:
+    store = current_app.extensions["blobstore"]
+    log_key = job_log_key(claim.function_id, claim.job_id)
+    store.put(log_key, (store.get(log_key) or b"") + log.to_bytes())
+    has_result = False
+    if verdict.status is JobStatus.SUCCESS and result and result[:1] != RESULT_TAG_NONE:
+        store.put(job_result_key(claim.function_id, claim.job_id), result[1:])
+        has_result = True
+    if verdict.retryable and claim.attempt <= retry_count:
+        released = release_for_retry(db.session, claim, verdict.error or "failed")
+        return AttemptResult.RETRY if released else AttemptResult.SKIPPED
+    finish_job(db.session, claim, verdict.status, runtime, verdict.error, has_result)
+    return AttemptResult.DONE

@@ -1,0 +1,37 @@
+"""The Celery tasks: thin wrappers that take ids, call plain functions, and re-publish.
+
+Nothing in a message is trusted beyond the id it names: the job, its function, owner
+and arguments are read again from the database.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from api.dispatch import BUILD_TASK, RUN_TASK
+
+from .builds import run_build
+from .celery_app import app
+from .jobs import AttemptResult, run_attempt
+from .queues import publish_pending_jobs
+
+logger = logging.getLogger(__name__)
+
+CAPACITY_RETRY_SECONDS = 0.25
+
+
+@app.task(name=BUILD_TASK, acks_late=True)
+def build_function(function_id: str) -> None:
+    if run_build(function_id):
+        publish_pending_jobs(function_id)
+
+
+@app.task(name=RUN_TASK, bind=True, acks_late=True, max_retries=None)
+def run_job(self, job_id: str) -> None:  # type: ignore[no-untyped-def]
+    result = run_attempt(job_id)
+    # Both re-deliver the same message on the same function queue; the job row, not the
+    # message, counts attempts against the function's retry_count.
+    if result is AttemptResult.AT_CAPACITY:
+        raise self.retry(countdown=CAPACITY_RETRY_SECONDS)
+    if result is AttemptResult.RETRY:
+        raise self.retry(countdown=0)

@@ -1,0 +1,53 @@
+"""This machine's copy of a function: its unpacked bundle and its environment.
+
+Built once per worker process and function bundle (keyed by the bundle's digest), from
+the shared blob store, so any machine can run any function's jobs; environments come
+from the shared (image, requirements) cache, so a cache hit costs milliseconds.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+from flask import current_app
+
+from api.models import Function
+
+from .build import BuildSettings, build_function
+
+_prepared: dict[tuple[str, str], tuple[Path, Path]] = {}
+
+
+class PreparationError(Exception):
+    """The function cannot run here: its bundle or environment could not be made."""
+
+
+def prepare_function(function: Function) -> tuple[Path, Path]:
+    """Return (environment python, unpacked bundle directory) for `function`."""
+    key = (function.id, function.bundle_sha256 or "")
+    if key in _prepared and _prepared[key][1].is_dir():
+        return _prepared[key]
+    config = current_app.config
+    bundles_root = Path(config["WORK_DIR"]) / "bundles"
+    bundles_root.mkdir(parents=True, exist_ok=True)
+    final_dir = bundles_root / f"{function.id}-{(function.bundle_sha256 or 'none')[:16]}"
+    bundle = current_app.extensions["blobstore"].get(function.bundle_key or "")
+    if bundle is None:
+        raise PreparationError("the function's bundle is missing from the blob store")
+    staging = bundles_root / f".{final_dir.name}-{uuid.uuid4().hex}"
+    result = build_function(
+        bundle, function.image, BuildSettings.from_config(config), unpack_to=staging
+    )
+    if not result.ok or result.env_python is None:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise PreparationError(result.error or "the environment could not be built")
+    try:
+        os.rename(staging, final_dir)
+    except OSError:
+        # Another worker process on this machine got there first; use its copy.
+        shutil.rmtree(staging, ignore_errors=True)
+    _prepared[key] = (result.env_python, final_dir)
+    return _prepared[key]
