@@ -8,6 +8,7 @@ the worker.
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 
 from celery import Celery
@@ -19,6 +20,10 @@ BUILD_TASK = "compute.build_function"
 RUN_TASK = "compute.run_job"
 BUILD_QUEUE = "compute.builds"
 FUNCTION_QUEUE_PREFIX = "compute.function."
+INLINE_PUBLISH_LIMIT = 100
+
+# One thread keeps large submissions in submission order.
+_background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="compute-publish")
 
 
 def function_queue(function_id: str) -> str:
@@ -65,8 +70,21 @@ def jobs_submitted(function_id: str, job_ids: list[str], built: bool) -> None:
     """After committing new pending jobs: publish them if the function is built.
 
     Jobs of a function still building are published by the build when it succeeds.
+    Large submissions are published in the background, in order, so a 10,000-job map
+    answers as soon as its rows are committed; the rows, not the messages, are the
+    record, so a publish cut short by a crash loses no job.
     """
     app = _publisher()
     if app is None or not built or not job_ids:
         return
-    publish_jobs(app, function_id, job_ids)
+    if len(job_ids) <= INLINE_PUBLISH_LIMIT:
+        publish_jobs(app, function_id, job_ids)
+    else:
+        _background.submit(_publish_logged, app, function_id, job_ids)
+
+
+def _publish_logged(app: Celery, function_id: str, job_ids: list[str]) -> None:
+    try:
+        publish_jobs(app, function_id, job_ids)
+    except Exception:
+        logger.exception("publishing %d jobs of %s failed", len(job_ids), function_id)
