@@ -66,7 +66,9 @@ def consume_function_queue(app: Celery, function_id: str) -> None:
     app.control.add_consumer(function_queue(function_id), reply=False)
 
 
-def jobs_submitted(function_id: str, job_ids: list[str], built: bool) -> None:
+def jobs_submitted(
+    function_id: str, job_ids: list[str], built: bool, wake_consumers: bool = False
+) -> None:
     """After committing new pending jobs: publish them if the function is built.
 
     Jobs of a function still building are published by the build when it succeeds.
@@ -77,6 +79,8 @@ def jobs_submitted(function_id: str, job_ids: list[str], built: bool) -> None:
     app = _publisher()
     if app is None or not built or not job_ids:
         return
+    if wake_consumers:
+        consume_function_queue(app, function_id)
     if len(job_ids) <= INLINE_PUBLISH_LIMIT:
         publish_jobs(app, function_id, job_ids)
     else:

@@ -39,8 +39,15 @@ def function_accepting_jobs(function_id: str) -> Function:
 
 
 def announce(function: Function, job_ids: list[str]) -> None:
-    """Publish committed pending jobs for the workers (a building function's wait)."""
-    dispatch.jobs_submitted(function.id, job_ids, function.build_state == BuildState.BUILT)
+    """Publish committed pending jobs for the workers (a building function's wait).
+
+    When these are the function's only outstanding jobs it was idle, and workers started
+    since its build may not consume its queue yet: ask them to.
+    """
+    was_idle = function.pending_count + function.running_count <= len(job_ids)
+    dispatch.jobs_submitted(
+        function.id, job_ids, function.build_state == BuildState.BUILT, wake_consumers=was_idle
+    )
 
 
 @blueprint.post("/jobs")
