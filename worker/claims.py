@@ -85,27 +85,12 @@ def _fenced(claim: Claim) -> sa.ColumnElement[bool]:
     )
 
 
-def finish_job(
-    session: Session,
-    claim: Claim,
-    status: JobStatus,
-    runtime: float,
-    error: str | None,
-    has_result: bool,
-) -> bool:
-    """Record the attempt's final status; False when this attempt no longer owns the job."""
+def _end_attempt(session: Session, claim: Claim, status: JobStatus, **values: object) -> bool:
+    """Move the claimed job from running to `status`, if this attempt still owns it."""
     done = session.execute(
         sa.update(Job)
         .where(_fenced(claim))
-        .values(
-            status=status.value,
-            runtime=runtime,
-            error=error,
-            has_result=has_result,
-            end_date=utcnow(),
-            lease_owner=None,
-            lease_expires_at=None,
-        )
+        .values(status=status.value, lease_owner=None, lease_expires_at=None, **values)
         .execution_options(synchronize_session=False)
     )
     if done.rowcount != 1:
@@ -116,22 +101,26 @@ def finish_job(
     return True
 
 
+def finish_job(
+    session: Session,
+    claim: Claim,
+    status: JobStatus,
+    runtime: float,
+    error: str | None,
+    has_result: bool,
+) -> bool:
+    """Record the attempt's final status; False when this attempt no longer owns the job."""
+    return _end_attempt(
+        session,
+        claim,
+        status,
+        runtime=runtime,
+        error=error,
+        has_result=has_result,
+        end_date=utcnow(),
+    )
+
+
 def release_for_retry(session: Session, claim: Claim, error: str) -> bool:
     """Put a failed attempt's job back to pending for another attempt."""
-    done = session.execute(
-        sa.update(Job)
-        .where(_fenced(claim))
-        .values(
-            status=JobStatus.PENDING.value,
-            error=error,
-            lease_owner=None,
-            lease_expires_at=None,
-        )
-        .execution_options(synchronize_session=False)
-    )
-    if done.rowcount != 1:
-        session.rollback()
-        return False
-    record_job_changes(session, claim.function_id, {JobStatus.RUNNING: -1, JobStatus.PENDING: 1})
-    session.commit()
-    return True
+    return _end_attempt(session, claim, JobStatus.PENDING, error=error)
