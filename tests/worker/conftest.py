@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -23,10 +24,16 @@ import pytest
 import redis
 
 from tests.conftest import ApiClient, ApiServer, running_api
+from tests.worker.wheels import build_pure_wheel, wheel_from_installed
 
 REDIS_HOST = os.environ.get("COMPUTE_TEST_REDIS_HOST", "127.0.0.1")
 REDIS_DATABASES = {"sqlite": 11, "postgresql": 12}
 REPO_ROOT = Path(__file__).resolve().parents[2]
+# More worker processes than the concurrency tests' cap, so the cap, not the pool, limits.
+WORKER_PROCESSES = 4
+# Short, so timeout tests that must wait out the grace period stay quick.
+KILL_GRACE_SECONDS = 1
+TINYPKG_BODY = "VALUE = 42\n\ndef hello():\n    return 'hello from tinypkg'\n"
 
 
 @dataclass
@@ -50,6 +57,7 @@ def _start_worker(server: ApiServer, redis_url: str, log_path: Path) -> subproce
         "DATABASE_URL": server.app.config["SQLALCHEMY_DATABASE_URI"],
         "REDIS_URL": redis_url,
         "COMPUTE_WHEELHOUSE": str(server.data_dir / "wheelhouse"),
+        "COMPUTE_KILL_GRACE_SECONDS": str(KILL_GRACE_SECONDS),
     }
     command = [
         sys.executable,
@@ -61,7 +69,7 @@ def _start_worker(server: ApiServer, redis_url: str, log_path: Path) -> subproce
         "--loglevel",
         "INFO",
         "--concurrency",
-        "2",
+        str(WORKER_PROCESSES),
         "--without-gossip",
         "--without-mingle",
         "-n",
@@ -136,3 +144,24 @@ def exec_user(
     compute.configure(url=execution_stack.server.base_url, token=api.token)
     yield api
     compute.configure(url=None, token=None)
+
+
+@pytest.fixture(scope="session")
+def local_wheels(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """Wheels built offline: `tinypkg` (VALUE = 42) and the installed cloudpickle."""
+    out_dir = tmp_path_factory.mktemp("wheels")
+    sources = tmp_path_factory.mktemp("wheel-sources")
+    return [
+        build_pure_wheel(sources, out_dir, "tinypkg", TINYPKG_BODY),
+        wheel_from_installed("cloudpickle", out_dir),
+    ]
+
+
+@pytest.fixture(scope="session")
+def stack_wheelhouse(execution_stack: ExecutionStack, local_wheels: list[Path]) -> Path:
+    """The execution stack's wheelhouse (its only package source), holding `local_wheels`."""
+    wheelhouse = execution_stack.server.data_dir / "wheelhouse"
+    wheelhouse.mkdir(exist_ok=True)
+    for wheel in local_wheels:
+        shutil.copy2(wheel, wheelhouse / wheel.name)
+    return wheelhouse

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
+
 
 def double(x):
     return x * 2
@@ -14,3 +19,132 @@ def explode(message):
 
 def raw_bytes(n):
     return bytes(range(n))
+
+
+def uses_tinypkg():
+    import tinypkg
+
+    return {"value": tinypkg.VALUE, "hello": tinypkg.hello()}
+
+
+def uses_included_code_and_data():
+    import helpermod
+    import helperpkg
+    from helperpkg import sub
+
+    with open("data/info.txt") as handle:
+        data = handle.read()
+    return {"pkg": helperpkg.NAME, "sub": sub.twice(21), "mod": helpermod.GREETING, "data": data}
+
+
+def returns_json():
+    return {"numbers": [1, 2.5, -3], "text": "héllo", "nothing": None, "flag": True}
+
+
+def returns_bytes():
+    return bytes(range(256))
+
+
+def returns_serializable(x, y):
+    class Point:
+        def __init__(self, x, y):
+            self.x, self.y = x, y
+
+        def serialize(self):
+            return f"{self.x},{self.y}".encode()
+
+    return Point(x, y)
+
+
+def returns_none():
+    print("returning nothing")
+
+
+def timed_sleep(seconds):
+    start = time.time()
+    time.sleep(seconds)
+    return [start, time.time()]
+
+
+def sleep_with_stubborn_child(seconds):
+    # The child ignores SIGTERM, so only the kill after the grace period ends it.
+    code = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)"
+    child = subprocess.Popen([sys.executable, "-c", code])
+    print(f"pids {os.getpid()} {child.pid}")
+    time.sleep(seconds)
+
+
+def sleep_with_daemon(seconds):
+    # Double fork and setsid: the grandchild leaves the job's session and process tree.
+    code = (
+        "import os, sys, time\n"
+        "if os.fork() == 0:\n"
+        "    os.setsid()\n"
+        "    if os.fork() == 0:\n"
+        "        print(f'daemon {os.getpid()}', flush=True)\n"
+        "        devnull = os.open(os.devnull, os.O_RDWR)\n"
+        "        for fd in (0, 1, 2):\n"
+        "            os.dup2(devnull, fd)\n"
+        "        time.sleep(600)\n"
+        "    os._exit(0)\n"
+        "os.wait()\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+    print(f"pids {os.getpid()}")
+    time.sleep(seconds)
+
+
+def hog_memory(megabytes):
+    chunks = []
+    for _ in range(megabytes // 10):
+        chunks.append(b"x" * (10 * 1024 * 1024))  # filled, so the pages are really resident
+        time.sleep(0.02)
+    return len(chunks)
+
+
+def always_fails():
+    print("failing on purpose")
+    raise RuntimeError("always fails")
+
+
+def fails_once(marker_dir):
+    marker = os.path.join(marker_dir, "failed-once")
+    if not os.path.exists(marker):
+        open(marker, "w").close()
+        raise RuntimeError("the first attempt fails")
+    return "second attempt"
+
+
+def fails_without(marker_file):
+    if not os.path.exists(marker_file):
+        raise RuntimeError(f"{marker_file} does not exist yet")
+    return "found it"
+
+
+def what_the_job_sees():
+    def proc_text(pid, name):
+        try:
+            with open(f"/proc/{pid}/{name}", "rb") as handle:
+                return handle.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError as error:
+            return f"<unreadable: {error}>"
+
+    ancestors = []
+    pid = os.getppid()
+    while pid > 0:
+        ancestors.append(
+            {"pid": pid, "environ": proc_text(pid, "environ"), "cmdline": proc_text(pid, "cmdline")}
+        )
+        status = proc_text(pid, "status")
+        ppid = [line.split()[1] for line in status.splitlines() if line.startswith("PPid:")]
+        pid = int(ppid[0]) if ppid else 0
+    return {
+        "environ": dict(os.environ),
+        "argv": sys.argv,
+        "own_environ": proc_text(os.getpid(), "environ"),
+        "ancestors": ancestors,
+    }
+
+
+def noop(x):
+    return x
