@@ -1,7 +1,7 @@
 """The resources a job may use, and how this host enforces them.
 
-Enforcement here is portable: CPU affinity for `cpus`, thread-count variables for the
-numeric libraries, and a watcher of the process tree's resident memory for `memory`.
+Thread-count variables for the numeric libraries and CPU affinity apply everywhere; the
+rest depends on what the worker found at start (`enforcement.py`).
 """
 
 from __future__ import annotations
@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
+
+from .enforcement import select_enforcement
 
 THREAD_VARIABLES = (
     "OMP_NUM_THREADS",
@@ -25,6 +27,7 @@ class JobLimits:
     memory_mb: int
     timeout_seconds: float
     kill_grace_seconds: float = 5.0
+    max_processes: int = 512  # processes and threads of the job, where cgroups count them
 
     @property
     def whole_cpus(self) -> int:
@@ -39,10 +42,13 @@ class JobLimits:
         return set(available[: self.whole_cpus])
 
 
-def describe_enforcement() -> dict[str, str]:
-    """Which mechanism enforces each limit on this host, for the worker's start-up log."""
-    return {
-        "timeout": "SIGTERM, grace period, SIGKILL of the job's session and process tree",
-        "memory": "resident-memory watch of the job's process tree (psutil), killed past the limit",
-        "cpus": "CPU affinity of the job process, and thread-count variables",
-    }
+def describe_enforcement(mode: str = "auto") -> dict[str, str]:
+    """Which mechanism enforces each limit on this host, for the worker's start-up log.
+
+    Args:
+        mode: `auto`, `cgroup` or `portable` (see `EnforcementMode`).
+
+    Raises:
+        EnforcementUnavailable: `cgroup` was asked for and this host has none usable.
+    """
+    return select_enforcement(mode).describe()

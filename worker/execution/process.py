@@ -1,18 +1,17 @@
 """Start the job's process in its function's environment, watch it, and end it on a limit.
 
 Only this parent decides the outcome. The child sees a scrubbed environment (no
-database, broker or signing secrets) and runs in its own session so the whole tree can
-be signalled; processes that escape the session are found through psutil's tree walk.
+database, broker or signing secrets) and runs in its own session, confined as the
+worker's enforcement decides (`enforcement.py`): in cgroups of its own where the host
+offers them, else under a watch of its process tree.
 """
 
 from __future__ import annotations
 
-import contextlib
 import enum
 import json
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import threading
@@ -21,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-import psutil
-
+from .confinement import Confinement
+from .enforcement import EnforcementMode, select_enforcement
 from .joblog import JobLog
 from .limits import JobLimits
 
@@ -65,40 +64,6 @@ def _pump(stream: IO[bytes], log: JobLog) -> None:
     stream.close()
 
 
-def _tree(process: psutil.Process) -> list[psutil.Process]:
-    try:
-        return [process, *process.children(recursive=True)]
-    except psutil.Error:
-        return []
-
-
-def _tree_rss_mb(processes: list[psutil.Process]) -> float:
-    total = 0
-    for process in processes:
-        with contextlib.suppress(psutil.Error):
-            total += process.memory_info().rss
-    return total / (1024 * 1024)
-
-
-def kill_tree(popen: subprocess.Popen[bytes], known: list[psutil.Process], grace: float) -> None:
-    """SIGTERM the session and every known descendant, then SIGKILL whatever is left."""
-    members = {p.pid: p for p in [*known, *_tree(psutil.Process(popen.pid))] if p.is_running()}
-
-    def signal_all(signum: int) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(popen.pid, signum)
-        for process in members.values():
-            with contextlib.suppress(psutil.Error):
-                process.send_signal(signum)
-
-    signal_all(signal.SIGTERM)
-    _, alive = psutil.wait_procs(list(members.values()), timeout=grace)
-    if alive or popen.poll() is None:
-        signal_all(signal.SIGKILL)
-        psutil.wait_procs(list(members.values()), timeout=2)
-    popen.wait()
-
-
 def run_process(
     env_python: str,
     bundle_dir: Path,
@@ -106,9 +71,20 @@ def run_process(
     kwargs: dict[str, Any] | None,
     limits: JobLimits,
     log: JobLog,
+    enforcement: str = EnforcementMode.AUTO,
 ) -> ProcessOutcome:
-    """Run `main(*args, **kwargs)` of the bundle under `limits`, logging its output."""
-    with tempfile.TemporaryDirectory(prefix="compute-job-") as scratch:
+    """Run `main(*args, **kwargs)` of the bundle under `limits`, logging its output.
+
+    Args:
+        enforcement: an `EnforcementMode` value; the host is probed once per process.
+
+    Raises:
+        EnforcementUnavailable: `cgroup` enforcement was asked for and the host has none.
+    """
+    with (
+        tempfile.TemporaryDirectory(prefix="compute-job-") as scratch,
+        select_enforcement(enforcement).confine(limits) as confinement,
+    ):
         call_file = Path(scratch, "call.json")
         result_file = Path(scratch, "result.bin")
         call_file.write_text(json.dumps({"args": args or [], "kwargs": kwargs or {}}))
@@ -118,6 +94,11 @@ def run_process(
         work_dir = Path(scratch, "bundle")
         shutil.copytree(bundle_dir, work_dir, symlinks=False)
         cpu_set = limits.cpu_set()
+
+        def child_setup() -> None:
+            os.sched_setaffinity(0, cpu_set)
+            confinement.child_setup()
+
         started = time.monotonic()
         popen = subprocess.Popen(
             [env_python, "-I", str(BOOTSTRAP), str(work_dir), str(call_file), str(result_file)],
@@ -127,15 +108,17 @@ def run_process(
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             start_new_session=True,
-            preexec_fn=lambda: os.sched_setaffinity(0, cpu_set),
+            preexec_fn=child_setup,
         )
+        confinement.attach(popen)
         pumps = [
             threading.Thread(target=_pump, args=(stream, log), daemon=True)
             for stream in (popen.stdout, popen.stderr)
         ]
         for pump in pumps:
             pump.start()
-        ending, peak = _watch(popen, limits, started)
+        ending = _watch(popen, confinement, limits, started)
+        peak = confinement.peak_memory_mb()
         for pump in pumps:
             pump.join(timeout=5)
         runtime = time.monotonic() - started
@@ -147,25 +130,20 @@ def run_process(
 
 
 def _watch(
-    popen: subprocess.Popen[bytes], limits: JobLimits, started: float
-) -> tuple[Ending, float]:
-    root = psutil.Process(popen.pid)
-    known: list[psutil.Process] = []
-    peak = 0.0
+    popen: subprocess.Popen[bytes], confinement: Confinement, limits: JobLimits, started: float
+) -> Ending:
     while popen.poll() is None:
-        tree = _tree(root)
-        known = list({p.pid: p for p in [*known, *tree]}.values())
-        rss = _tree_rss_mb(tree)
-        peak = max(peak, rss)
-        if rss > limits.memory_mb:
-            kill_tree(popen, known, grace=0)
-            return Ending.OUT_OF_MEMORY, peak
+        if confinement.out_of_memory():
+            confinement.end(grace=0)
+            popen.wait()
+            return Ending.OUT_OF_MEMORY
         if time.monotonic() - started > limits.timeout_seconds:
-            kill_tree(popen, known, limits.kill_grace_seconds)
-            return Ending.TIMED_OUT, peak
+            confinement.end(limits.kill_grace_seconds)
+            popen.wait()
+            return Ending.TIMED_OUT
         time.sleep(POLL_SECONDS)
-    # The main process is gone; reap anything it left running in its tree.
-    leftovers = [p for p in known if p.pid != popen.pid and p.is_running()]
-    if leftovers:
-        kill_tree(popen, leftovers, grace=0)
-    return Ending.EXITED, peak
+    # The main process is gone: a child of it may have been killed for memory, and
+    # anything it left running (a daemon, a stray child) ends with it.
+    out_of_memory = confinement.out_of_memory()
+    confinement.end(grace=0)
+    return Ending.OUT_OF_MEMORY if out_of_memory else Ending.EXITED
