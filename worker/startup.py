@@ -18,7 +18,8 @@ logger = logging.getLogger(__name__)
 
 @worker_ready.connect
 def on_worker_ready(sender: Any = None, **_: Any) -> None:
-    for limit, mechanism in describe_enforcement().items():
+    mode = flask_app.config.get("RESOURCE_ENFORCEMENT", "auto")
+    for limit, mechanism in describe_enforcement(mode).items():
         logger.info("limit %s enforced by: %s", limit, mechanism)
     with flask_app.app_context():
         function_ids = active_function_ids()

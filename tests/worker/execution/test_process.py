@@ -1,0 +1,222 @@
+"""Jobs are held to their limits: memory, CPU share, processes and timeout, whole tree included."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+
+from tests.worker.execution.conftest import Runner, cgroup_support, survivors
+from worker.execution.process import Ending
+
+ALLOCATE = """
+def main(megabytes):
+    chunks = []
+    for _ in range(megabytes // 16):
+        chunks.append(bytearray(16 * 1024 * 1024))
+    return len(chunks)
+"""
+
+GRANDCHILD_ALLOCATES = """
+import subprocess, sys
+
+ALLOCATE = "chunks = [bytearray(16 * 2**20) for _ in range(40)]; import time; time.sleep(5)"
+CHILD = f"import subprocess, sys; subprocess.run([sys.executable, '-c', {ALLOCATE!r}])"
+
+def main():
+    subprocess.run([sys.executable, "-c", CHILD])
+    return "survived"
+"""
+
+CHILDREN_UNDER_RLIMIT = """
+import subprocess, sys
+
+CHILD = '''
+import resource, time
+resource.setrlimit(resource.RLIMIT_AS, (256 * 2**20, 256 * 2**20))
+chunk = bytearray(150 * 2**20)
+time.sleep(5)
+'''
+
+def main():
+    children = [subprocess.Popen([sys.executable, "-c", CHILD]) for _ in range(4)]
+    return [child.wait() for child in children]
+"""
+
+THREADS = """
+import threading, time
+
+def work():
+    block = bytearray(2**20)
+    time.sleep(0.5)
+
+def main():
+    threads = [threading.Thread(target=work) for _ in range(64)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return len(threads)
+"""
+
+BUSY_PAIR = """
+import subprocess, sys, time
+
+BUSY = '''
+import time
+end = time.monotonic() + 3
+while time.monotonic() < end:
+    pass
+print(time.process_time())
+'''
+
+def main():
+    started = time.monotonic()
+    children = [
+        subprocess.Popen([sys.executable, "-c", BUSY], stdout=subprocess.PIPE) for _ in range(2)
+    ]
+    cpu = sum(float(child.communicate()[0]) for child in children)
+    return {"cpu": cpu, "wall": time.monotonic() - started}
+"""
+
+STUBBORN_DAEMON = """
+import os, signal, sys, time
+
+DAEMON = '''
+import signal, time
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+while True:
+    time.sleep(0.1)
+'''
+
+def main(marker):
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if os.fork() == 0:
+        os.setsid()
+        if os.fork() == 0:
+            os.execv(sys.executable, [sys.executable, "-c", DAEMON, marker])
+        os._exit(0)
+    os.wait()
+    print("daemon started", flush=True)
+    while True:
+        time.sleep(0.1)
+"""
+
+DAEMON_LEFT_BEHIND = """
+import subprocess, sys
+
+def main(marker):
+    subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(60)", marker], start_new_session=True
+    )
+    return "done"
+"""
+
+FORK_BOMB = """
+import os, sys, time
+
+def main(marker):
+    os.execv(sys.executable, [sys.executable, "-c", BOMB, marker])
+
+BOMB = '''
+import os, time
+while True:
+    try:
+        os.fork()
+    except OSError:
+        time.sleep(0.01)
+'''
+"""
+
+
+def test_memory_past_the_limit_is_out_of_memory(run: Runner, mode: str) -> None:
+    ran = run(ALLOCATE, 1024, mode=mode, memory_mb=256)
+    assert ran.outcome.ending is Ending.OUT_OF_MEMORY
+    assert ran.outcome.result is None
+
+
+def test_memory_under_the_limit_runs_to_the_end(run: Runner, mode: str) -> None:
+    ran = run(ALLOCATE, 64, mode=mode, memory_mb=256)
+    assert ran.outcome.ending is Ending.EXITED
+    assert ran.outcome.result == b"j4"
+    if mode == "cgroup":  # the kernel's peak; the portable watch samples and may miss it
+        assert ran.outcome.peak_rss_mb >= 64
+
+
+def test_grandchild_out_of_memory_is_out_of_memory(run: Runner, mode: str) -> None:
+    ran = run(GRANDCHILD_ALLOCATES, mode=mode, memory_mb=256)
+    assert ran.outcome.ending is Ending.OUT_OF_MEMORY
+
+
+def test_children_each_under_a_process_limit_are_held_to_the_job_limit(run: Runner) -> None:
+    cgroup_support("memory")
+    ran = run(CHILDREN_UNDER_RLIMIT, mode="cgroup", memory_mb=400)
+    assert ran.outcome.ending is Ending.OUT_OF_MEMORY
+
+
+def test_many_threads_under_a_generous_limit_are_not_killed(run: Runner, mode: str) -> None:
+    ran = run(THREADS, mode=mode, memory_mb=512)
+    assert ran.outcome.ending is Ending.EXITED, ran.log
+    assert ran.outcome.result == b"j64"
+
+
+def test_half_a_cpu_holds_two_busy_processes_to_half_a_cpu(run: Runner) -> None:
+    cgroup_support("cpu")
+    ran = run(BUSY_PAIR, mode="cgroup", cpus=0.5)
+    usage = json.loads(ran.outcome.result[1:])
+    assert usage["cpu"] / usage["wall"] <= 0.6, usage
+
+
+def test_without_a_quota_affinity_holds_half_a_cpu_to_one(run: Runner) -> None:
+    ran = run(BUSY_PAIR, mode="portable", cpus=0.5)
+    usage = json.loads(ran.outcome.result[1:])
+    assert usage["cpu"] / usage["wall"] <= 1.1, usage
+
+
+def test_timeout_kills_a_double_forked_daemon_that_ignores_sigterm(
+    run: Runner, marker: str
+) -> None:
+    cgroup_support()
+    started = time.monotonic()
+    ran = run(STUBBORN_DAEMON, marker, mode="cgroup", timeout=2, grace=1)
+    elapsed = time.monotonic() - started
+    assert ran.outcome.ending is Ending.TIMED_OUT
+    assert "daemon started" in ran.log
+    assert elapsed <= 2 + 1 + 1, elapsed
+    assert survivors(marker) == []
+
+
+def test_a_daemon_left_by_a_finished_job_is_killed(run: Runner, marker: str) -> None:
+    cgroup_support()
+    ran = run(DAEMON_LEFT_BEHIND, marker, mode="cgroup")
+    assert ran.outcome.ending is Ending.EXITED
+    assert ran.outcome.result == b'j"done"'
+    assert survivors(marker) == []
+
+
+def test_fork_bomb_is_held_to_its_process_limit_and_killed(run: Runner, marker: str) -> None:
+    cgroup_support("pids")
+    counts: list[int] = []
+    finished = threading.Event()
+
+    def count() -> None:
+        while not finished.is_set():
+            counts.append(len(survivors(marker)))
+            time.sleep(0.2)
+
+    counter = threading.Thread(target=count)
+    counter.start()
+    started = time.monotonic()
+    try:
+        ran = run(FORK_BOMB, marker, mode="cgroup", timeout=3, grace=0.5, max_processes=64)
+    finally:
+        finished.set()
+        counter.join()
+    assert ran.outcome.ending is Ending.TIMED_OUT
+    assert time.monotonic() - started < 3 + 0.5 + 2
+    assert 1 < max(counts) <= 64, counts
+    assert survivors(marker) == []
+    # The machine is fine: a new process starts and runs at once.
+    assert subprocess.run([sys.executable, "-c", "print(1)"], timeout=10).returncode == 0
