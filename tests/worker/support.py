@@ -28,7 +28,10 @@ def job_log(api: ApiClient, job_id: str) -> list[str]:
 
 
 def wait_until(
-    condition: Callable[[], Any], timeout: float = WAIT_SECONDS, interval: float = 0.1
+    condition: Callable[[], Any],
+    timeout: float = WAIT_SECONDS,
+    interval: float = 0.1,
+    describe: Callable[[], Any] | None = None,
 ) -> Any:
     """Poll `condition` until it returns something truthy, and return that."""
     deadline = time.monotonic() + timeout
@@ -37,7 +40,8 @@ def wait_until(
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
+            state = f": {describe()}" if describe else ""
+            raise AssertionError(f"condition not met within {timeout} s{state}")
         time.sleep(interval)
 
 
@@ -45,7 +49,9 @@ def wait_for_job(api: ApiClient, job_id: str, timeout: float = WAIT_SECONDS) -> 
     """The job's JSON once it is final."""
     final = {"success", "failure", "timeout"}
     return wait_until(
-        lambda: (job := job_json(api, job_id))["status"] in final and job, timeout=timeout
+        lambda: (job := job_json(api, job_id))["status"] in final and job,
+        timeout=timeout,
+        describe=lambda: job_json(api, job_id),
     )
 
 
