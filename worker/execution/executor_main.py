@@ -1,0 +1,107 @@
+"""A warm executor: imports a function's entrypoint once, then forks one child per job.
+
+Runs inside the function's environment as `python -I executor_main.py BUNDLE_DIR`, with
+the standard library only. Requests arrive as JSON lines on stdin; replies go out as
+JSON lines on stdout: `{"ready": true}` (or `{"import_error": "..."}`) once, then per
+job `{"started": pid}` and `{"exited": pid, "code": n}`. The forked child joins the
+job's cgroups, connects its output to the job's FIFOs, and calls `main`; the executor
+itself never runs user code after the import, so one job cannot see another's state.
+"""
+
+import importlib.util
+import json
+import os
+import sys
+import traceback
+
+
+def _load_bootstrap():
+    # Loaded by path: putting this directory on sys.path would let its module names
+    # shadow the user's.
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bootstrap.py")
+    spec = importlib.util.spec_from_file_location("_compute_bootstrap", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+encode = _load_bootstrap().encode
+
+
+def reply(message):
+    CONTROL.write(json.dumps(message) + "\n")
+    CONTROL.flush()
+
+
+def run_child(request, entrypoint):
+    os.setsid()
+    for procs_file in request.get("join", []):
+        with open(procs_file, "w") as handle:
+            handle.write(str(os.getpid()))
+    stdin = os.open(os.devnull, os.O_RDONLY)
+    stdout = os.open(request["stdout"], os.O_WRONLY)
+    stderr = os.open(request["stderr"], os.O_WRONLY)
+    os.dup2(stdin, 0)
+    os.dup2(stdout, 1)
+    os.dup2(stderr, 2)
+    if request.get("cpus"):
+        os.sched_setaffinity(0, request["cpus"])
+    os.environ.clear()
+    os.environ.update(request.get("env", {}))
+    os.chdir(request["cwd"])
+    sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115 - lives with the child
+    sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
+    with open(request["call"], "rb") as handle:
+        call = json.load(handle)
+    try:
+        value = entrypoint(*(call.get("args") or []), **(call.get("kwargs") or {}))
+        encoded = encode(value)
+    except BaseException:
+        traceback.print_exc()
+        sys.stderr.flush()
+        os._exit(1)
+    temporary = request["result"] + ".tmp"
+    with open(temporary, "wb") as handle:
+        handle.write(encoded)
+    os.replace(temporary, request["result"])
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
+def serve(entrypoint):
+    for line in sys.stdin:
+        request = json.loads(line)
+        pid = os.fork()
+        if pid == 0:
+            try:
+                run_child(request, entrypoint)
+            finally:
+                os._exit(1)
+        reply({"started": pid})
+        _, status = os.waitpid(pid, 0)
+        reply({"exited": pid, "code": os.waitstatus_to_exitcode(status)})
+
+
+def main():
+    global CONTROL
+    bundle_dir = sys.argv[1]
+    # The control channel is a private copy of stdout: user code's prints, even at
+    # import time, go to stderr instead of corrupting it.
+    CONTROL = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)
+    os.chdir(bundle_dir)
+    sys.path.insert(0, bundle_dir)
+    try:
+        from __dlentrypoint__ import main as entrypoint
+    except BaseException:
+        reply({"import_error": traceback.format_exc()})
+        return
+    reply({"ready": True})
+    serve(entrypoint)
+
+
+CONTROL = sys.stdout
+
+if __name__ == "__main__":
+    main()
