@@ -27,6 +27,7 @@ from .limits import JobLimits
 
 BOOTSTRAP = Path(__file__).with_name("bootstrap.py")
 POLL_SECONDS = 0.05
+PUMP_JOIN_SECONDS = 5.0
 
 
 class Ending(enum.Enum):
@@ -119,8 +120,10 @@ def run_process(
             pump.start()
         ending = _watch(popen, confinement, limits, started)
         peak = confinement.peak_memory_mb()
+        # Output still held open by an escaped process must not hold up the outcome.
+        pumps_deadline = time.monotonic() + PUMP_JOIN_SECONDS
         for pump in pumps:
-            pump.join(timeout=5)
+            pump.join(timeout=max(0.0, pumps_deadline - time.monotonic()))
         runtime = time.monotonic() - started
         result = result_file.read_bytes() if result_file.exists() else None
         exit_code = popen.returncode
