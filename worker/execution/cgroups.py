@@ -216,7 +216,7 @@ class JobCgroup:
         except OSError:
             self.remove()
             raise
-        self._procs = [str(d / "cgroup.procs") for d in self._dirs.values()]
+        self._procs = [d / "cgroup.procs" for d in self._dirs.values()]
 
     def _create(self, hierarchy: Hierarchy) -> Path:
         directory = hierarchy.base / PARENT_NAME / self._parent / self.name
@@ -271,13 +271,9 @@ class JobCgroup:
 
     def enter(self) -> None:
         """Move the calling process into the job's cgroups: run in the child before exec."""
-        pid = str(os.getpid()).encode()
+        pid = str(os.getpid())
         for procs in self._procs:
-            fd = os.open(procs, os.O_WRONLY)
-            try:
-                os.write(fd, pid)
-            finally:
-                os.close(fd)
+            _write(procs, pid)
 
     def members(self) -> list[int]:
         """The pids of every process in the job's cgroup, however it was started."""
@@ -316,7 +312,7 @@ class JobCgroup:
             else:
                 with self._frozen():
                     self.signal(signal.SIGKILL)
-            self._wait_empty(min(0.5, max(0.0, deadline - time.monotonic())))
+            self.wait_empty(min(0.5, max(0.0, deadline - time.monotonic())))
         return not self.members()
 
     def _freeze_control(self) -> tuple[Path, str, str] | None:
@@ -350,17 +346,14 @@ class JobCgroup:
         finally:
             _write(path, thaw)
 
-    def _wait_empty(self, timeout: float) -> bool:
+    def wait_empty(self, timeout: float) -> bool:
+        """Wait up to `timeout` seconds for every process of the job to end."""
         deadline = time.monotonic() + timeout
         while self.members():
             if time.monotonic() >= deadline:
                 return False
             time.sleep(SETTLE_SECONDS)
         return True
-
-    def wait_empty(self, timeout: float) -> bool:
-        """Wait up to `timeout` seconds for every process of the job to end."""
-        return self._wait_empty(timeout)
 
     def remove(self) -> None:
         """Kill what is left and remove the job's directories, and its parents once empty."""
