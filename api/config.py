@@ -45,6 +45,11 @@ def defaults(data_dir: Path) -> dict[str, Any]:
         "BUILD_TIMEOUT_SECONDS": 900,
         "KILL_GRACE_SECONDS": 5.0,
         "JOB_LEASE_SECONDS": None,
+        # "auto" uses per-job cgroups where the host allows, "portable" never does,
+        # "cgroup" refuses to run jobs without them.
+        "RESOURCE_ENFORCEMENT": "auto",
+        # Keep a process per function that imported its code, forking one per job.
+        "WARM_EXECUTORS": True,
     }
 
 

@@ -21,6 +21,7 @@ from api.models import Function, Job
 from compute.statuses import JobStatus
 
 from .claims import Claim, ClaimRefusal, claim_job, finish_job, release_for_retry
+from .execution.executor import ExecutorPool
 from .execution.joblog import JobLog
 from .execution.limits import JobLimits
 from .execution.process import Ending, ProcessOutcome, run_process
@@ -29,6 +30,8 @@ from .workspace import prepare_function
 logger = logging.getLogger(__name__)
 
 LEASE_GRACE_SECONDS = 60
+# Warm executors of this worker process (each Celery pool process has its own).
+EXECUTORS = ExecutorPool()
 RESULT_TAG_NONE = b"n"
 
 
@@ -100,7 +103,16 @@ def run_attempt(job_id: str) -> AttemptResult:
         return _record(
             claim, log, None, Verdict(JobStatus.FAILURE, str(error), True), 0.0, retry_count
         )
-    outcome = run_process(str(env_python), bundle_dir, job.args, job.kwargs, function_limits, log)
+    outcome = run_process(
+        str(env_python),
+        bundle_dir,
+        job.args,
+        job.kwargs,
+        function_limits,
+        log,
+        enforcement=current_app.config["RESOURCE_ENFORCEMENT"],
+        executors=EXECUTORS if current_app.config["WARM_EXECUTORS"] else None,
+    )
     verdict = judge(outcome, function_limits)
     if verdict.error:
         log.add(f"[job {verdict.status}: {verdict.error}]")

@@ -271,9 +271,12 @@ class JobCgroup:
 
     def enter(self) -> None:
         """Move the calling process into the job's cgroups: run in the child before exec."""
-        pid = str(os.getpid())
+        self.add(os.getpid())
+
+    def add(self, pid: int) -> None:
+        """Move process `pid` into the job's cgroups (a warm executor's job child)."""
         for procs in self._procs:
-            _write(procs, pid)
+            _write(procs, str(pid))
 
     def members(self) -> list[int]:
         """The pids of every process in the job's cgroup, however it was started."""

@@ -10,7 +10,6 @@ import contextlib
 import os
 import resource
 import signal
-import subprocess
 import time
 from typing import TYPE_CHECKING, Protocol
 
@@ -19,6 +18,7 @@ import psutil
 from .cgroups import MIB, CgroupSupport, JobCgroup
 
 if TYPE_CHECKING:
+    from .job_process import JobProcess
     from .limits import JobLimits
 
 # Generous, because address space is not memory: each thread reserves a stack and each
@@ -42,8 +42,8 @@ class Confinement(Protocol):
     def child_setup(self) -> None:
         """Run in the job's process between fork and exec."""
 
-    def attach(self, popen: subprocess.Popen[bytes]) -> None:
-        """Start watching the job's process once it exists."""
+    def attach(self, process: JobProcess) -> None:
+        """Start watching the job's process once it exists (and confine it, if adopted)."""
 
     def out_of_memory(self) -> bool:
         """Whether the job has exceeded its memory limit (polled)."""
@@ -55,11 +55,14 @@ class Confinement(Protocol):
         """The most memory the job was seen to use."""
 
 
-def limit_address_space(memory_mb: int) -> None:
+def address_space_ceiling(memory_mb: int) -> int:
     ceiling = (memory_mb * ADDRESS_SPACE_FACTOR + ADDRESS_SPACE_HEADROOM_MB) * MIB
     _, hard = resource.getrlimit(resource.RLIMIT_AS)
-    if hard != resource.RLIM_INFINITY:
-        ceiling = min(ceiling, hard)
+    return ceiling if hard == resource.RLIM_INFINITY else min(ceiling, hard)
+
+
+def limit_address_space(memory_mb: int) -> None:
+    ceiling = address_space_ceiling(memory_mb)
     resource.setrlimit(resource.RLIMIT_AS, (ceiling, ceiling))
 
 
@@ -97,7 +100,7 @@ class TreeConfinement:
 
     def __init__(self, limits: JobLimits) -> None:
         self.limits = limits
-        self.popen: subprocess.Popen[bytes] | None = None
+        self.process: JobProcess | None = None
         self.known: dict[int, psutil.Process] = {}
         self.peak = 0.0
 
@@ -114,13 +117,17 @@ class TreeConfinement:
     def child_setup(self) -> None:
         limit_address_space(self.limits.memory_mb)
 
-    def attach(self, popen: subprocess.Popen[bytes]) -> None:
-        self.popen = popen
+    def attach(self, process: JobProcess) -> None:
+        self.process = process
+        if process.adopted:
+            with contextlib.suppress(psutil.Error, ValueError):
+                ceiling = address_space_ceiling(self.limits.memory_mb)
+                psutil.Process(process.pid).rlimit(resource.RLIMIT_AS, (ceiling, ceiling))
 
     def _tree(self) -> list[psutil.Process]:
-        assert self.popen is not None
+        assert self.process is not None
         try:
-            root = psutil.Process(self.popen.pid)
+            root = psutil.Process(self.process.pid)
             tree = [root, *root.children(recursive=True)]
         except psutil.Error:
             tree = []
@@ -133,22 +140,22 @@ class TreeConfinement:
         return rss > self.limits.memory_mb
 
     def end(self, grace: float) -> None:
-        if self.popen is None:
+        if self.process is None:
             return
         self._tree()
         members = [p for p in self.known.values() if p.is_running()]
-        if not members and self.popen.poll() is not None:
+        if not members and self.process.poll() is not None:
             return
         self._signal_all(members, signal.SIGTERM)
-        if _wait_gone(members, grace) and self.popen.poll() is not None:
+        if _wait_gone(members, grace) and self.process.poll() is not None:
             return
         self._signal_all(members, signal.SIGKILL)
         _wait_gone(members, timeout=2)
 
     def _signal_all(self, members: list[psutil.Process], signum: int) -> None:
-        assert self.popen is not None
+        assert self.process is not None
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.popen.pid, signum)
+            os.killpg(self.process.pid, signum)
         for process in members:
             with contextlib.suppress(psutil.Error):
                 process.send_signal(signum)
@@ -203,8 +210,10 @@ class CgroupConfinement:
         if not self.memory_limited:
             limit_address_space(self.limits.memory_mb)
 
-    def attach(self, popen: subprocess.Popen[bytes]) -> None:
-        pass  # the cgroup already holds the process
+    def attach(self, process: JobProcess) -> None:
+        # A process forked by a warm executor is held at its gate until it is in here.
+        if process.adopted:
+            self.cgroup.add(process.pid)
 
     def out_of_memory(self) -> bool:
         if not self.memory_limited:

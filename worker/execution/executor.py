@@ -23,6 +23,8 @@ EXECUTOR_MAIN = Path(__file__).with_name("executor_main.py")
 START_TIMEOUT_SECONDS = 60.0
 MAX_JOBS_PER_EXECUTOR = 1000
 MAX_IDLE_SECONDS = 600.0
+PER_JOB_VARIABLES = frozenset({"HOME", "TMPDIR"})
+EXECUTOR_HOME = {"HOME": "/tmp", "TMPDIR": "/tmp"}
 
 
 class ExecutorUnavailable(Exception):
@@ -122,19 +124,24 @@ class ExecutorPool:
     """This worker process's warm executors, keyed by environment and bundle."""
 
     def __init__(self) -> None:
-        self._executors: dict[tuple[str, Path], WarmExecutor] = {}
+        self._executors: dict[tuple[str, Path, tuple[tuple[str, str], ...]], WarmExecutor] = {}
 
     def acquire(self, env_python: str, bundle_dir: Path, env: dict[str, str]) -> WarmExecutor:
         self._recycle()
-        key = (env_python, bundle_dir)
+        # Thread-count variables are read at import time, so they are part of the key;
+        # a job's own home and temp directory are not (each job child gets its own).
+        shared = {k: v for k, v in env.items() if k not in PER_JOB_VARIABLES}
+        key = (env_python, bundle_dir, tuple(sorted(shared.items())))
         executor = self._executors.get(key)
         if executor is None:
-            executor = WarmExecutor.start(env_python, bundle_dir, env)
+            executor = WarmExecutor.start(env_python, bundle_dir, {**shared, **EXECUTOR_HOME})
             self._executors[key] = executor
         return executor
 
     def discard(self, executor: WarmExecutor) -> None:
-        self._executors.pop((executor.env_python, executor.bundle_dir), None)
+        for key, known in list(self._executors.items()):
+            if known is executor:
+                del self._executors[key]
         executor.close()
 
     def _recycle(self) -> None:

@@ -3,9 +3,10 @@
 Runs inside the function's environment as `python -I executor_main.py BUNDLE_DIR`, with
 the standard library only. Requests arrive as JSON lines on stdin; replies go out as
 JSON lines on stdout: `{"ready": true}` (or `{"import_error": "..."}`) once, then per
-job `{"started": pid}` and `{"exited": pid, "code": n}`. The forked child joins the
-job's cgroups, connects its output to the job's FIFOs, and calls `main`; the executor
-itself never runs user code after the import, so one job cannot see another's state.
+job `{"started": pid}` and `{"exited": pid, "code": n}`. The forked child waits at a
+gate FIFO until the worker has confined it, connects its output to the job's FIFOs and
+calls `main`; the executor runs no user code after the import, so one job cannot see
+another's state.
 """
 
 import importlib.util
@@ -35,9 +36,10 @@ def reply(message):
 
 def run_child(request, entrypoint):
     os.setsid()
-    for procs_file in request.get("join", []):
-        with open(procs_file, "w") as handle:
-            handle.write(str(os.getpid()))
+    # Wait at the gate until the worker has put this process under the job's limits.
+    gate = os.open(request["gate"], os.O_RDONLY)
+    os.read(gate, 2)
+    os.close(gate)
     stdin = os.open(os.devnull, os.O_RDONLY)
     stdout = os.open(request["stdout"], os.O_WRONLY)
     stderr = os.open(request["stderr"], os.O_WRONLY)

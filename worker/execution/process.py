@@ -16,12 +16,15 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 from .confinement import Confinement
 from .enforcement import EnforcementMode, select_enforcement
+from .executor import ExecutorPool, ExecutorUnavailable
+from .job_process import ColdProcess, JobProcess, WarmProcess
 from .joblog import JobLog
 from .limits import JobLimits
 
@@ -65,6 +68,29 @@ def _pump(stream: IO[bytes], log: JobLog) -> None:
     stream.close()
 
 
+@dataclass
+class JobFiles:
+    """The scratch files of one job: its call, result, home and private bundle copy."""
+
+    root: Path
+
+    @property
+    def call(self) -> Path:
+        return self.root / "call.json"
+
+    @property
+    def result(self) -> Path:
+        return self.root / "result.bin"
+
+    @property
+    def home(self) -> Path:
+        return self.root / "home"
+
+    @property
+    def work_dir(self) -> Path:
+        return self.root / "bundle"
+
+
 def run_process(
     env_python: str,
     bundle_dir: Path,
@@ -73,11 +99,14 @@ def run_process(
     limits: JobLimits,
     log: JobLog,
     enforcement: str = EnforcementMode.AUTO,
+    executors: ExecutorPool | None = None,
 ) -> ProcessOutcome:
     """Run `main(*args, **kwargs)` of the bundle under `limits`, logging its output.
 
     Args:
         enforcement: an `EnforcementMode` value; the host is probed once per process.
+        executors: where to find a warm executor for the bundle; without one, or when
+            the bundle cannot be imported warm, the job starts a fresh interpreter.
 
     Raises:
         EnforcementUnavailable: `cgroup` enforcement was asked for and the host has none.
@@ -86,56 +115,142 @@ def run_process(
         tempfile.TemporaryDirectory(prefix="compute-job-") as scratch,
         select_enforcement(enforcement).confine(limits) as confinement,
     ):
-        call_file = Path(scratch, "call.json")
-        result_file = Path(scratch, "result.bin")
-        call_file.write_text(json.dumps({"args": args or [], "kwargs": kwargs or {}}))
-        home = Path(scratch, "home")
-        home.mkdir()
+        files = JobFiles(Path(scratch))
+        files.call.write_text(json.dumps({"args": args or [], "kwargs": kwargs or {}}))
+        files.home.mkdir()
         # Each job works in its own copy, so one job's files never reach the next.
-        work_dir = Path(scratch, "bundle")
-        shutil.copytree(bundle_dir, work_dir, symlinks=False)
-        cpu_set = limits.cpu_set()
-
-        def child_setup() -> None:
-            os.sched_setaffinity(0, cpu_set)
-            confinement.child_setup()
-
+        shutil.copytree(bundle_dir, files.work_dir, symlinks=False)
+        env = job_environment(limits, env_python, str(files.home))
         started = time.monotonic()
-        popen = subprocess.Popen(
-            [env_python, "-I", str(BOOTSTRAP), str(work_dir), str(call_file), str(result_file)],
-            cwd=work_dir,
-            env=job_environment(limits, env_python, str(home)),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-            preexec_fn=child_setup,
-        )
-        confinement.attach(popen)
-        pumps = [
-            threading.Thread(target=_pump, args=(stream, log), daemon=True)
-            for stream in (popen.stdout, popen.stderr)
-        ]
-        for pump in pumps:
-            pump.start()
-        ending = _watch(popen, confinement, limits, started)
+        launched = None
+        if executors is not None:
+            launched = _start_warm(executors, env_python, bundle_dir, env, files, limits, log)
+        if launched is None:
+            launched = _start_cold(env_python, env, files, limits, confinement, log)
+        process, pumps, release = launched
+        confinement.attach(process)
+        release()
+        ending = _watch(process, confinement, limits, started)
         peak = confinement.peak_memory_mb()
-        # Output still held open by an escaped process must not hold up the outcome.
-        pumps_deadline = time.monotonic() + PUMP_JOIN_SECONDS
-        for pump in pumps:
-            pump.join(timeout=max(0.0, pumps_deadline - time.monotonic()))
+        pumps.finish()
         runtime = time.monotonic() - started
-        result = result_file.read_bytes() if result_file.exists() else None
-        exit_code = popen.returncode
+        result = files.result.read_bytes() if files.result.exists() else None
+        exit_code = process.poll()
     if ending is Ending.EXITED and exit_code != 0:
         result = None
     return ProcessOutcome(ending, exit_code, result, runtime, peak)
 
 
+class Pumps:
+    """Threads copying a job's stdout and stderr into its log, line by line."""
+
+    # Output still held open by an escaped process must not hold up the outcome.
+    JOIN_SECONDS = PUMP_JOIN_SECONDS
+
+    def __init__(self, streams: list[IO[bytes]], log: JobLog, keep_open: list[int]) -> None:
+        self.keep_open = keep_open
+        self.threads = [
+            threading.Thread(target=_pump, args=(stream, log), daemon=True) for stream in streams
+        ]
+        for thread in self.threads:
+            thread.start()
+
+    def finish(self) -> None:
+        for fd in self.keep_open:
+            os.close(fd)
+        deadline = time.monotonic() + self.JOIN_SECONDS
+        for thread in self.threads:
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+
+
+def _start_cold(
+    env_python: str,
+    env: dict[str, str],
+    files: JobFiles,
+    limits: JobLimits,
+    confinement: Confinement,
+    log: JobLog,
+) -> tuple[JobProcess, Pumps, Callable[[], None]]:
+    cpu_set = limits.cpu_set()
+
+    def child_setup() -> None:
+        os.sched_setaffinity(0, cpu_set)
+        confinement.child_setup()
+
+    popen = subprocess.Popen(
+        [
+            env_python,
+            "-I",
+            str(BOOTSTRAP),
+            str(files.work_dir),
+            str(files.call),
+            str(files.result),
+        ],
+        cwd=files.work_dir,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+        preexec_fn=child_setup,
+    )
+    assert popen.stdout is not None and popen.stderr is not None
+    pumps = Pumps([popen.stdout, popen.stderr], log, keep_open=[])
+    return ColdProcess(popen), pumps, lambda: None
+
+
+def _fifo_reader(path: Path) -> tuple[IO[bytes], int]:
+    """A blocking reader of a new FIFO, and a write end we hold so that it does not see
+    end-of-file before the job child has opened its own."""
+    os.mkfifo(path, 0o600)
+    read_fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    hold_fd = os.open(path, os.O_WRONLY)
+    os.set_blocking(read_fd, True)
+    return os.fdopen(read_fd, "rb"), hold_fd
+
+
+def _start_warm(
+    executors: ExecutorPool,
+    env_python: str,
+    bundle_dir: Path,
+    env: dict[str, str],
+    files: JobFiles,
+    limits: JobLimits,
+    log: JobLog,
+) -> tuple[JobProcess, Pumps, Callable[[], None]] | None:
+    try:
+        executor = executors.acquire(env_python, bundle_dir, env)
+    except ExecutorUnavailable:
+        return None  # the cold path reproduces the import error in the job's log
+    readers = [_fifo_reader(files.root / name) for name in ("stdout", "stderr")]
+    gate = files.root / "gate"
+    os.mkfifo(gate, 0o600)
+    request = {
+        "call": str(files.call),
+        "result": str(files.result),
+        "cwd": str(files.work_dir),
+        "stdout": str(files.root / "stdout"),
+        "stderr": str(files.root / "stderr"),
+        "gate": str(gate),
+        "env": env,
+        "cpus": sorted(limits.cpu_set()),
+    }
+    pumps = Pumps([reader for reader, _ in readers], log, keep_open=[hold for _, hold in readers])
+    try:
+        pid = executor.start_job(request)
+    except ExecutorUnavailable:
+        executors.discard(executor)
+        pumps.finish()
+        return None
+    process = WarmProcess(executors, executor, pid, gate)
+    return process, pumps, process.release
+
+
 def _watch(
-    popen: subprocess.Popen[bytes], confinement: Confinement, limits: JobLimits, started: float
+    popen: JobProcess, confinement: Confinement, limits: JobLimits, started: float
 ) -> Ending:
-    while popen.poll() is None:
+    # Waiting on the process (not sleeping) returns the moment it exits.
+    while popen.wait_for(POLL_SECONDS) is None:
         if confinement.out_of_memory():
             confinement.end(grace=0)
             popen.wait()
@@ -144,7 +259,6 @@ def _watch(
             confinement.end(limits.kill_grace_seconds)
             popen.wait()
             return Ending.TIMED_OUT
-        time.sleep(POLL_SECONDS)
     # The main process is gone: a child of it may have been killed for memory, and
     # anything it left running (a daemon, a stray child) ends with it.
     out_of_memory = confinement.out_of_memory()

@@ -13,6 +13,7 @@ from worker.execution.enforcement import (
     EnforcementUnavailable,
     select_enforcement,
 )
+from worker.execution.job_process import ColdProcess
 from worker.execution.limits import JobLimits, describe_enforcement
 
 LIMITS = JobLimits(cpus=1, memory_mb=256, timeout_seconds=10)
@@ -61,6 +62,6 @@ def test_the_job_is_ended_when_its_handling_raises(mode: str) -> None:
         sleeper = subprocess.Popen(
             ["sleep", "60"], preexec_fn=confinement.child_setup, start_new_session=True
         )
-        confinement.attach(sleeper)
+        confinement.attach(ColdProcess(sleeper))
         raise RuntimeError("the worker failed while the job ran")
     assert sleeper.wait(timeout=5) < 0  # ended by a signal

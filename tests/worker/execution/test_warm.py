@@ -1,0 +1,144 @@
+"""Warm executors: a function's code is imported once and each job runs in a forked child."""
+
+from __future__ import annotations
+
+import json
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from worker.execution.executor import ExecutorPool
+from worker.execution.joblog import JobLog
+from worker.execution.limits import JobLimits
+from worker.execution.process import Ending, ProcessOutcome, run_process
+
+from .conftest import survivors
+
+ENTRYPOINT = """
+import os, sys, time
+IMPORTED_AT = time.time()
+IMPORTER = os.getpid()
+print("importing", file=sys.stderr)
+
+def main(action, *args):
+    if action == "identity":
+        print("job in", os.getcwd())
+        return {"imported_at": IMPORTED_AT, "importer": IMPORTER, "pid": os.getpid(),
+                "cwd": os.getcwd(), "home": os.environ.get("HOME")}
+    if action == "write":
+        open("scratch.txt", "w").write("mine")
+        return os.path.exists("scratch.txt")
+    if action == "read":
+        return os.path.exists("scratch.txt")
+    if action == "raise":
+        raise KeyError("nope")
+    if action == "sleep":
+        import subprocess
+        subprocess.Popen(["sleep", "60", args[0]], start_new_session=True)
+        time.sleep(60)
+    if action == "allocate":
+        block = bytearray(args[0] * 1024 * 1024)
+        return len(block)
+"""
+
+
+@pytest.fixture
+def pool() -> Iterator[ExecutorPool]:
+    executors = ExecutorPool()
+    yield executors
+    executors.close_all()
+
+
+@pytest.fixture
+def bundle(tmp_path: Path) -> Path:
+    directory = tmp_path / "bundle"
+    directory.mkdir()
+    (directory / "__dlentrypoint__.py").write_text(textwrap.dedent(ENTRYPOINT))
+    return directory
+
+
+def run_warm(
+    pool: ExecutorPool,
+    bundle: Path,
+    *args: object,
+    timeout: float = 30,
+    memory_mb: int = 256,
+) -> tuple[ProcessOutcome, str]:
+    log = JobLog()
+    limits = JobLimits(1, memory_mb, timeout, 1.0)
+    outcome = run_process(sys.executable, bundle, list(args), {}, limits, log, executors=pool)
+    return outcome, log.to_bytes().decode()
+
+
+def value(outcome: ProcessOutcome) -> object:
+    assert outcome.result is not None and outcome.result[:1] == b"j"
+    return json.loads(outcome.result[1:])
+
+
+def test_jobs_share_one_import_and_run_in_separate_children(
+    pool: ExecutorPool, bundle: Path
+) -> None:
+    first, first_log = run_warm(pool, bundle, "identity")
+    second, _ = run_warm(pool, bundle, "identity")
+    one, two = value(first), value(second)
+    assert first.ending is Ending.EXITED and first.exit_code == 0
+    assert one["imported_at"] == two["imported_at"] and one["importer"] == two["importer"]
+    assert len({one["pid"], two["pid"], one["importer"]}) == 3
+    assert one["cwd"] != two["cwd"]  # each job works in its own copy of the bundle
+    assert one["home"] != two["home"]
+    assert "job in" in first_log
+
+
+def test_a_jobs_files_do_not_reach_the_next_job(pool: ExecutorPool, bundle: Path) -> None:
+    assert value(run_warm(pool, bundle, "write")[0]) is True
+    assert value(run_warm(pool, bundle, "read")[0]) is False
+
+
+def test_an_exception_is_a_failure_with_its_traceback(pool: ExecutorPool, bundle: Path) -> None:
+    outcome, log = run_warm(pool, bundle, "raise")
+    assert outcome.ending is Ending.EXITED and outcome.exit_code == 1
+    assert outcome.result is None
+    assert "KeyError: 'nope'" in log
+
+
+def test_a_warm_job_past_its_timeout_ends_with_its_children(
+    pool: ExecutorPool, bundle: Path, marker: str
+) -> None:
+    started = time.monotonic()
+    outcome, _ = run_warm(pool, bundle, "sleep", marker, timeout=1.5)
+    assert outcome.ending is Ending.TIMED_OUT
+    assert time.monotonic() - started < 1.5 + 1.0 + 2.0
+    assert not survivors(marker)
+    # The executor survives a killed job and serves the next one.
+    assert run_warm(pool, bundle, "read")[0].exit_code == 0
+
+
+def test_a_warm_job_past_its_memory_ends_out_of_memory(pool: ExecutorPool, bundle: Path) -> None:
+    outcome, _ = run_warm(pool, bundle, "allocate", 400, memory_mb=150)
+    assert outcome.ending is Ending.OUT_OF_MEMORY
+
+
+def test_an_import_error_falls_back_to_a_cold_start_that_logs_it(
+    pool: ExecutorPool, tmp_path: Path
+) -> None:
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "__dlentrypoint__.py").write_text("import no_such_module_here\nmain = print\n")
+    outcome, log = run_warm(pool, broken)
+    assert outcome.exit_code == 1
+    assert "ModuleNotFoundError" in log
+
+
+def test_a_warm_job_is_fast(pool: ExecutorPool, bundle: Path) -> None:
+    run_warm(pool, bundle, "read")
+    durations = []
+    for _ in range(10):
+        started = time.monotonic()
+        run_warm(pool, bundle, "read")
+        durations.append(time.monotonic() - started)
+    durations.sort()
+    print(f"warm job through run_process: median {durations[5] * 1000:.1f} ms")
