@@ -35,18 +35,16 @@ def encode(value):
         ) from error
 
 
-def main():
-    bundle_dir, call_file, result_file = sys.argv[1:4]
+def run_call(load_entrypoint, call_file, result_file):
+    """Call the entrypoint with the call file's arguments and save its encoded value.
+
+    Any exception, the entrypoint's import included, prints its traceback to stderr and
+    ends the process with status 1, leaving no result file.
+    """
     with open(call_file, "rb") as handle:
         call = json.load(handle)
-    os.chdir(bundle_dir)
-    sys.path.insert(0, bundle_dir)
-    # Line-buffered output lets the parent timestamp each line as it is printed.
-    sys.stdout.reconfigure(line_buffering=True)
-    sys.stderr.reconfigure(line_buffering=True)
     try:
-        from __dlentrypoint__ import main as entrypoint
-
+        entrypoint = load_entrypoint()
         value = entrypoint(*(call.get("args") or []), **(call.get("kwargs") or {}))
         encoded = encode(value)
     except BaseException:
@@ -59,6 +57,24 @@ def main():
     os.replace(temporary, result_file)
     sys.stdout.flush()
     sys.stderr.flush()
+
+
+def load_bundle_entrypoint():
+    from __dlentrypoint__ import main as entrypoint
+
+    return entrypoint
+
+
+def main():
+    bundle_dir, call_file, result_file = sys.argv[1:4]
+    call_file = os.path.abspath(call_file)
+    result_file = os.path.abspath(result_file)
+    os.chdir(bundle_dir)
+    sys.path.insert(0, bundle_dir)
+    # Line-buffered output lets the parent timestamp each line as it is printed.
+    sys.stdout.reconfigure(line_buffering=True)
+    sys.stderr.reconfigure(line_buffering=True)
+    run_call(load_bundle_entrypoint, call_file, result_file)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ def _load_bootstrap():
     return module
 
 
-encode = _load_bootstrap().encode
+BOOTSTRAP = _load_bootstrap()
 
 
 def reply(message):
@@ -53,21 +53,7 @@ def run_child(request, entrypoint):
     os.chdir(request["cwd"])
     sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115 - lives with the child
     sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
-    with open(request["call"], "rb") as handle:
-        call = json.load(handle)
-    try:
-        value = entrypoint(*(call.get("args") or []), **(call.get("kwargs") or {}))
-        encoded = encode(value)
-    except BaseException:
-        traceback.print_exc()
-        sys.stderr.flush()
-        os._exit(1)
-    temporary = request["result"] + ".tmp"
-    with open(temporary, "wb") as handle:
-        handle.write(encoded)
-    os.replace(temporary, request["result"])
-    sys.stdout.flush()
-    sys.stderr.flush()
+    BOOTSTRAP.run_call(lambda: entrypoint, request["call"], request["result"])
     os._exit(0)
 
 
