@@ -108,6 +108,8 @@ class Job(db.Model):  # type: ignore[name-defined]
         sa.Index("ix_jobs_function_status", "function_id", "status", "creation_date", "id"),
         sa.Index("ix_jobs_owner_created", "owner_id", "creation_date", "id"),
         sa.Index("ix_jobs_owner_status", "owner_id", "status", "creation_date", "id"),
+        # The reconciler's sweep for running jobs whose lease ran out.
+        sa.Index("ix_jobs_status_lease", "status", "lease_expires_at"),
     )
 
     id: Mapped[str] = mapped_column(sa.String(32), primary_key=True, default=new_id)
@@ -127,3 +129,9 @@ class Job(db.Model):  # type: ignore[name-defined]
     # Which worker process holds the running attempt, and until when (see worker/claims.py).
     lease_owner: Mapped[str | None] = mapped_column(sa.String(100), nullable=True)
     lease_expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Attempts that ended because their worker was lost, not because of the user's code:
+    # spent from the service's own budget (LOST_WORKER_RETRIES), never from retry_count.
+    lost_count: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
+    # When the job last became pending without a message known to be published for it
+    # (NULL: its message went out). The reconciler re-publishes jobs pending too long.
+    enqueued_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)

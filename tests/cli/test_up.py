@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import signal
 import subprocess
 import time
@@ -14,6 +13,8 @@ import psutil
 import pytest
 import redis
 
+from tests.redis_databases import claimed_redis_url
+
 from .conftest import (
     STOP_TIMEOUT_SECONDS,
     RunningUp,
@@ -22,9 +23,6 @@ from .conftest import (
     get,
     survivors,
 )
-
-REDIS_HOST = os.environ.get("COMPUTE_TEST_REDIS_HOST", "127.0.0.1")
-REDIS_DATABASE = 13
 
 
 def jwt_claims(token: str) -> dict[str, object]:
@@ -106,12 +104,8 @@ def test_a_dying_child_stops_everything_with_an_error(start_up: Callable[..., Ru
 
 @pytest.fixture
 def external_redis() -> str:
-    url = f"redis://{REDIS_HOST}:6379/{REDIS_DATABASE}"
-    client = redis.Redis.from_url(url)
-    client.flushdb()
-    yield url
-    client.flushdb()
-    client.close()
+    with claimed_redis_url() as url:
+        yield url
 
 
 def test_up_uses_the_redis_url_broker(

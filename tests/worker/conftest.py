@@ -1,8 +1,8 @@
 """An execution stack for tests: the real API, a real Celery worker, real Redis.
 
 The API serves in-process over HTTP; the worker is a separate `celery worker` process
-sharing the API's database, data directory and a Redis database of its own, flushed
-before and after.
+sharing the API's database, data directory and a Redis database claimed for this run,
+flushed before and after.
 """
 
 from __future__ import annotations
@@ -21,13 +21,11 @@ from pathlib import Path
 
 import psutil
 import pytest
-import redis
 
 from tests.conftest import ApiClient, ApiServer, running_api
+from tests.redis_databases import claimed_redis_url
 from tests.worker.wheels import build_pure_wheel, wheel_from_installed
 
-REDIS_HOST = os.environ.get("COMPUTE_TEST_REDIS_HOST", "127.0.0.1")
-REDIS_DATABASES = {"sqlite": 11, "postgresql": 12}
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # More worker processes than the concurrency tests' cap, so the cap, not the pool, limits.
 WORKER_PROCESSES = 4
@@ -115,11 +113,11 @@ def execution_stack(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ExecutionStack]:
     database = request.param
-    redis_url = f"redis://{REDIS_HOST}:6379/{REDIS_DATABASES[database]}"
-    broker = redis.Redis.from_url(redis_url)
-    broker.flushdb()
     data_dir = tmp_path_factory.mktemp(f"exec-{database}")
-    with running_api(database, data_dir, {"REDIS_URL": redis_url}) as server:
+    with (
+        claimed_redis_url() as redis_url,
+        running_api(database, data_dir, {"REDIS_URL": redis_url}) as server,
+    ):
         log_path = data_dir / "worker.log"
         worker = _start_worker(server, redis_url, log_path)
         try:
@@ -127,7 +125,6 @@ def execution_stack(
             yield ExecutionStack(server, worker, log_path)
         finally:
             _stop(worker)
-            broker.flushdb()
 
 
 @pytest.fixture
