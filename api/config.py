@@ -44,7 +44,17 @@ def defaults(data_dir: Path) -> dict[str, Any]:
         "PACKAGE_INDEX_URL": None,
         "BUILD_TIMEOUT_SECONDS": 900,
         "KILL_GRACE_SECONDS": 5.0,
-        "JOB_LEASE_SECONDS": None,
+        # A worker's claim on a running job lasts this long unless its heartbeat renews
+        # it (every third of it); a claim left to run out means the worker was lost.
+        "JOB_LEASE_SECONDS": 15,
+        # Attempts a job may lose to lost workers (killed, crashed, partitioned) before
+        # it fails; spent apart from the function's retry_count.
+        "LOST_WORKER_RETRIES": 3,
+        # How often each worker's reconciler recovers lost attempts and re-publishes
+        # pending jobs whose message is not in the broker.
+        "RECONCILE_INTERVAL_SECONDS": 5.0,
+        # A pending job younger than this is left to the publish that is on its way.
+        "REPUBLISH_GRACE_SECONDS": 5.0,
         # "auto" uses per-job cgroups where the host allows, "portable" never does,
         # "cgroup" refuses to run jobs without them.
         "RESOURCE_ENFORCEMENT": "auto",

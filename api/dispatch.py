@@ -7,10 +7,13 @@ the worker.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 
+import redis
 from celery import Celery
 from flask import current_app
 
@@ -21,6 +24,12 @@ RUN_TASK = "compute.run_job"
 BUILD_QUEUE = "compute.builds"
 FUNCTION_QUEUE_PREFIX = "compute.function."
 INLINE_PUBLISH_LIMIT = 100
+# While a background publish of a function's jobs is under way this key exists, so the
+# reconciler does not re-publish what is merely not published yet. It expires on its
+# own when the publishing process dies.
+PUBLISHING_KEY_PREFIX = "compute:publishing:"
+PUBLISHING_KEY_SECONDS = 15
+PUBLISH_CHUNK = 1000
 
 # One thread keeps large submissions in submission order.
 _background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="compute-publish")
@@ -53,12 +62,43 @@ def request_build(function_id: str) -> None:
     app.send_task(BUILD_TASK, args=[function_id], queue=BUILD_QUEUE)
 
 
+def publishing_key(function_id: str) -> str:
+    return PUBLISHING_KEY_PREFIX + function_id
+
+
+@cache
+def broker_client(broker_url: str) -> redis.Redis:
+    """A plain Redis client of the broker, for the keys the service keeps beside Celery's."""
+    return redis.Redis.from_url(broker_url)
+
+
 def publish_jobs(app: Celery, function_id: str, job_ids: list[str]) -> None:
     """Ring the doorbell for each job on its function's queue, over one connection."""
     queue = function_queue(function_id)
     with app.producer_or_acquire() as producer:
         for job_id in job_ids:
             app.send_task(RUN_TASK, args=[job_id], queue=queue, producer=producer)
+
+
+@contextlib.contextmanager
+def publishing(app: Celery, function_id: str) -> Iterator[None]:
+    """Mark a function's jobs as being published for as long as the block runs."""
+    client = broker_client(app.conf.broker_url)
+    key = publishing_key(function_id)
+    client.set(key, "1", ex=PUBLISHING_KEY_SECONDS)
+    try:
+        yield
+    finally:
+        client.delete(key)
+
+
+def publish_jobs_marked(app: Celery, function_id: str, job_ids: list[str]) -> None:
+    """Publish in chunks under the publishing mark, renewing it as the chunks go out."""
+    with publishing(app, function_id):
+        client = broker_client(app.conf.broker_url)
+        for start in range(0, len(job_ids), PUBLISH_CHUNK):
+            client.expire(publishing_key(function_id), PUBLISHING_KEY_SECONDS)
+            publish_jobs(app, function_id, job_ids[start : start + PUBLISH_CHUNK])
 
 
 def consume_function_queue(app: Celery, function_id: str) -> None:
@@ -74,7 +114,8 @@ def jobs_submitted(
     Jobs of a function still building are published by the build when it succeeds.
     Large submissions are published in the background, in order, so a 10,000-job map
     answers as soon as its rows are committed; the rows, not the messages, are the
-    record, so a publish cut short by a crash loses no job.
+    record, so a publish cut short by a crash loses no job: the reconciler publishes
+    what is missing.
     """
     app = _publisher()
     if app is None or not built or not job_ids:
@@ -89,6 +130,6 @@ def jobs_submitted(
 
 def _publish_logged(app: Celery, function_id: str, job_ids: list[str]) -> None:
     try:
-        publish_jobs(app, function_id, job_ids)
+        publish_jobs_marked(app, function_id, job_ids)
     except Exception:
         logger.exception("publishing %d jobs of %s failed", len(job_ids), function_id)

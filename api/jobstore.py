@@ -20,19 +20,21 @@ from .ids import new_ids
 from .models import Function, Job, UTCDateTime, utcnow
 
 INSERT_COLUMNS = (
-    "id, function_id, owner_id, creation_date, args, kwargs, status, attempt, has_result"
+    "id, function_id, owner_id, creation_date, enqueued_at, args, kwargs, status, attempt, "
+    "lost_count, has_result"
 )
 
 POSTGRES_INSERT = f"""
 INSERT INTO jobs ({INSERT_COLUMNS})
-SELECT r.id, :function_id, :owner_id, :creation_date, r.args, r.kwargs, :status, 0, false
+SELECT r.id, :function_id, :owner_id, :creation_date, :creation_date, r.args, r.kwargs,
+       :status, 0, 0, false
 FROM json_to_recordset(CAST(:rows AS json)) AS r(id varchar, args json, kwargs json)
 """
 
 SQLITE_INSERT = f"""
 INSERT INTO jobs ({INSERT_COLUMNS})
-SELECT json_extract(value, '$.id'), :function_id, :owner_id, :creation_date,
-       json_extract(value, '$.args'), json_extract(value, '$.kwargs'), :status, 0, 0
+SELECT json_extract(value, '$.id'), :function_id, :owner_id, :creation_date, :creation_date,
+       json_extract(value, '$.args'), json_extract(value, '$.kwargs'), :status, 0, 0, 0
 FROM json_each(:rows)
 """
 
@@ -79,6 +81,8 @@ def insert_jobs(session: Session, function: Function, calls: list[tuple[Any, Any
             kwargs=kwargs,
             status=JobStatus.PENDING.value,
             attempt=0,
+            lost_count=0,
+            enqueued_at=created,
         )
         for job_id, (args, kwargs) in zip(ids, calls)
     ]
@@ -100,8 +104,10 @@ def reset_for_rerun(session: Session, function_id: str) -> list[str]:
                     start_date=None,
                     end_date=None,
                     has_result=False,
-                    # A rerun starts a fresh retry budget.
+                    # A rerun starts fresh retry and lost-worker budgets.
                     attempt=0,
+                    lost_count=0,
+                    enqueued_at=utcnow(),
                 )
                 .returning(Job.id)
                 .execution_options(synchronize_session=False)

@@ -4,7 +4,8 @@ A claim takes a slot of the function's `maximum_concurrency` and the job in one
 transaction: the slot is an UPDATE that succeeds only while `running_count` is under the
 cap (the row lock makes it a global semaphore across every worker and machine), and the
 job moves `pending` -> `running` only if still pending. A finish is fenced by the
-attempt number and lease owner, so a superseded attempt cannot overwrite the outcome.
+attempt number and lease owner, so a superseded attempt cannot overwrite the outcome;
+so are the heartbeat that renews a lease and the recovery of a lease that ran out.
 """
 
 from __future__ import annotations
@@ -32,6 +33,13 @@ class Claim:
     function_id: str
     attempt: int
     lease_owner: str
+    # Earlier attempts lost with their worker: they spend no part of retry_count.
+    lost_count: int = 0
+
+    @property
+    def failed_attempts(self) -> int:
+        """Attempts so far, this one included, that ran to an outcome of the user's code."""
+        return self.attempt - self.lost_count
 
 
 def claim_job(
@@ -73,16 +81,34 @@ def claim_job(
         session.rollback()
         return ClaimRefusal.GONE
     session.commit()
-    return Claim(job_id, job.function_id, attempt, worker_id)
+    return Claim(job_id, job.function_id, attempt, worker_id, job.lost_count)
 
 
 def _fenced(claim: Claim) -> sa.ColumnElement[bool]:
+    return _attempt_is(claim.job_id, claim.attempt, claim.lease_owner)
+
+
+def _attempt_is(job_id: str, attempt: int, lease_owner: str) -> sa.ColumnElement[bool]:
     return sa.and_(
-        Job.id == claim.job_id,
+        Job.id == job_id,
         Job.status == JobStatus.RUNNING.value,
-        Job.attempt == claim.attempt,
-        Job.lease_owner == claim.lease_owner,
+        Job.attempt == attempt,
+        Job.lease_owner == lease_owner,
     )
+
+
+def renew_lease(connection: sa.Connection, claim: Claim, lease_seconds: float) -> bool:
+    """Extend the claim's lease; False when the attempt no longer owns the job.
+
+    Renewal is fenced by owner and attempt, not by expiry: a lease that ran out while
+    the database was unreachable is renewed as long as nobody recovered it meanwhile.
+    """
+    renewed = connection.execute(
+        sa.update(Job)
+        .where(_fenced(claim))
+        .values(lease_expires_at=utcnow() + dt.timedelta(seconds=lease_seconds))
+    )
+    return renewed.rowcount == 1
 
 
 def _end_attempt(session: Session, claim: Claim, status: JobStatus, **values: object) -> bool:
@@ -123,4 +149,55 @@ def finish_job(
 
 def release_for_retry(session: Session, claim: Claim, error: str) -> bool:
     """Put a failed attempt's job back to pending for another attempt."""
-    return _end_attempt(session, claim, JobStatus.PENDING, error=error)
+    return _end_attempt(session, claim, JobStatus.PENDING, error=error, enqueued_at=utcnow())
+
+
+@dataclass(frozen=True)
+class LostAttempt:
+    """A running attempt whose worker is gone, as the reconciler found it."""
+
+    job_id: str
+    function_id: str
+    attempt: int
+    lease_owner: str
+    lost_count: int
+
+
+def recover_lost_attempt(
+    session: Session, lost: LostAttempt, lost_worker_retries: int, reason: str
+) -> JobStatus | None:
+    """End an attempt whose worker was lost: pending again, or failed past the budget.
+
+    Fenced like a finish, so an attempt that renewed its lease or finished since it was
+    found is left alone (None). The function's concurrency slot is given back.
+    """
+    now = utcnow()
+    lost_count = lost.lost_count + 1
+    if lost_count > lost_worker_retries:
+        status = JobStatus.FAILURE
+        values: dict[str, object] = {
+            "error": f"{reason}; its worker was lost {lost_count} times, the most allowed "
+            f"is {lost_worker_retries}",
+            "end_date": now,
+        }
+    else:
+        status = JobStatus.PENDING
+        values = {"error": reason, "enqueued_at": now}
+    done = session.execute(
+        sa.update(Job)
+        .where(_attempt_is(lost.job_id, lost.attempt, lost.lease_owner))
+        .values(
+            status=status.value,
+            lease_owner=None,
+            lease_expires_at=None,
+            lost_count=lost_count,
+            **values,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if done.rowcount != 1:
+        session.rollback()
+        return None
+    record_job_changes(session, lost.function_id, {JobStatus.RUNNING: -1, status: 1})
+    session.commit()
+    return status

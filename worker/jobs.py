@@ -25,11 +25,12 @@ from .execution.executor import ExecutorPool
 from .execution.joblog import JobLog
 from .execution.limits import JobLimits
 from .execution.process import Ending, ProcessOutcome, run_process
+from .leases import Heartbeat
 from .workspace import prepare_function
 
 logger = logging.getLogger(__name__)
 
-LEASE_GRACE_SECONDS = 60
+DEFAULT_LEASE_SECONDS = 15.0
 # Warm executors of this worker process (each Celery pool process has its own).
 EXECUTORS = ExecutorPool()
 RESULT_TAG_NONE = b"n"
@@ -40,6 +41,7 @@ class AttemptResult(enum.Enum):
     RETRY = "retry"  # the job is pending again and needs another message
     AT_CAPACITY = "at_capacity"  # not started: the function runs its maximum already
     SKIPPED = "skipped"  # nothing to do: deleted, finished, or claimed elsewhere
+    ABANDONED = "abandoned"  # stopped: the lease was lost and the job given to another
 
 
 @dataclass(frozen=True)
@@ -68,8 +70,7 @@ def judge(outcome: ProcessOutcome, limits: JobLimits) -> Verdict:
 
 def run_attempt(job_id: str) -> AttemptResult:
     """Claim `job_id` and run one attempt of it in this worker."""
-    function_limits = None
-    lease = current_app.config.get("JOB_LEASE_SECONDS")
+    lease_seconds = float(current_app.config.get("JOB_LEASE_SECONDS") or DEFAULT_LEASE_SECONDS)
     job = db.session.get(Job, job_id)
     if job is None:
         return AttemptResult.SKIPPED
@@ -83,15 +84,20 @@ def run_attempt(job_id: str) -> AttemptResult:
         kill_grace_seconds=current_app.config.get("KILL_GRACE_SECONDS", 5.0),
     )
     retry_count = function.retry_count
-    claim = claim_job(
-        db.session, job_id, worker_identity(), lease or function.timeout + LEASE_GRACE_SECONDS
-    )
+    claim = claim_job(db.session, job_id, worker_identity(), lease_seconds)
     if claim is ClaimRefusal.AT_CAPACITY:
         return AttemptResult.AT_CAPACITY
     if claim is ClaimRefusal.GONE:
         return AttemptResult.SKIPPED
     assert isinstance(claim, Claim)
-    job = db.session.get(Job, job_id)
+    with Heartbeat(db.engine, claim, lease_seconds) as heartbeat:
+        return _run_claimed(claim, function_limits, retry_count, heartbeat)
+
+
+def _run_claimed(
+    claim: Claim, limits: JobLimits, retry_count: int, heartbeat: Heartbeat
+) -> AttemptResult:
+    job = db.session.get(Job, claim.job_id)
     function = db.session.get(Function, claim.function_id)
     log = JobLog()
     log.add(f"[attempt {claim.attempt}]")
@@ -108,12 +114,16 @@ def run_attempt(job_id: str) -> AttemptResult:
         bundle_dir,
         job.args,
         job.kwargs,
-        function_limits,
+        limits,
         log,
         enforcement=current_app.config["RESOURCE_ENFORCEMENT"],
         executors=EXECUTORS if current_app.config["WARM_EXECUTORS"] else None,
+        abandon=heartbeat.lost,
     )
-    verdict = judge(outcome, function_limits)
+    if outcome.ending is Ending.ABANDONED or heartbeat.lost.is_set():
+        # Another attempt owns the job now; its log and outcome are its own.
+        return AttemptResult.ABANDONED
+    verdict = judge(outcome, limits)
     if verdict.error:
         log.add(f"[job {verdict.status}: {verdict.error}]")
     return _record(claim, log, outcome.result, verdict, outcome.runtime, retry_count)
@@ -134,8 +144,16 @@ def _record(
     if verdict.status is JobStatus.SUCCESS and result and result[:1] != RESULT_TAG_NONE:
         store.put(job_result_key(claim.function_id, claim.job_id), result[1:])
         has_result = True
-    if verdict.retryable and claim.attempt <= retry_count:
+    if verdict.retryable and claim.failed_attempts <= retry_count:
         released = release_for_retry(db.session, claim, verdict.error or "failed")
         return AttemptResult.RETRY if released else AttemptResult.SKIPPED
-    finish_job(db.session, claim, verdict.status, runtime, verdict.error, has_result)
+    if not finish_job(db.session, claim, verdict.status, runtime, verdict.error, has_result):
+        return AttemptResult.SKIPPED
+    # One line per terminal write: the fence lets exactly one attempt of a job get here.
+    logger.info(
+        "terminal record: job=%s attempt=%d status=%s",
+        claim.job_id,
+        claim.attempt,
+        verdict.status.value,
+    )
     return AttemptResult.DONE

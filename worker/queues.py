@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from api.dispatch import consume_function_queue, publish_jobs
+from api.dispatch import consume_function_queue, publish_jobs_marked
 from api.extensions import db
 from api.models import BuildState, Function, Job
 from compute.statuses import JobStatus
@@ -22,7 +22,7 @@ def publish_pending_jobs(function_id: str) -> None:
             .order_by(Job.creation_date, Job.id)
         )
     )
-    publish_jobs(app, function_id, job_ids)
+    publish_jobs_marked(app, function_id, job_ids)
 
 
 def active_function_ids() -> list[str]:

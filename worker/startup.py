@@ -1,19 +1,24 @@
-"""What a worker does when it starts: say how limits are enforced, pick up existing queues."""
+"""What a worker does when it starts: say how limits are enforced, pick up existing queues,
+and start its reconciler; what each pool process does when it is forked."""
 
 from __future__ import annotations
 
 import logging
 from typing import Any
 
-from celery.signals import worker_ready
+from celery.signals import worker_process_init, worker_ready, worker_shutdown
 
 from api.dispatch import function_queue
+from api.extensions import db
 
-from .celery_app import flask_app
+from .celery_app import app, flask_app
 from .execution.limits import describe_enforcement
 from .queues import active_function_ids
+from .reconciler import Reconciler, ReconcilerSettings
 
 logger = logging.getLogger(__name__)
+
+_reconcilers: list[Reconciler] = []
 
 
 @worker_ready.connect
@@ -27,3 +32,27 @@ def on_worker_ready(sender: Any = None, **_: Any) -> None:
     for function_id in function_ids:
         consumer.add_task_queue(function_queue(function_id))
     logger.info("consuming the queues of %d functions with outstanding jobs", len(function_ids))
+    settings = ReconcilerSettings.from_config(flask_app.config)
+    reconciler = Reconciler(flask_app, app, settings)
+    reconciler.start()
+    _reconcilers.append(reconciler)
+    logger.info(
+        "reconciler started: every %g s; leases of %g s; %d lost-worker retries",
+        settings.interval_seconds,
+        settings.lease_seconds,
+        settings.lost_worker_retries,
+    )
+
+
+@worker_shutdown.connect
+def on_worker_shutdown(**_: Any) -> None:
+    for reconciler in _reconcilers:
+        reconciler.stop()
+
+
+@worker_process_init.connect
+def on_pool_process_start(**_: Any) -> None:
+    # A pool process forked after the main process has used the database (a replaced
+    # child, say) inherits its pooled connections: never share them, open its own.
+    with flask_app.app_context():
+        db.engine.dispose(close=False)

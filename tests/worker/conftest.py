@@ -31,6 +31,9 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 WORKER_PROCESSES = 4
 # Short, so timeout tests that must wait out the grace period stay quick.
 KILL_GRACE_SECONDS = 1
+# Short leases and frequent sweeps, so recovery tests wait seconds, not the defaults.
+JOB_LEASE_SECONDS = 6
+RECONCILE_INTERVAL_SECONDS = 1
 TINYPKG_BODY = "VALUE = 42\n\ndef hello():\n    return 'hello from tinypkg'\n"
 
 
@@ -56,6 +59,9 @@ def _start_worker(server: ApiServer, redis_url: str, log_path: Path) -> subproce
         "REDIS_URL": redis_url,
         "COMPUTE_WHEELHOUSE": str(server.data_dir / "wheelhouse"),
         "COMPUTE_KILL_GRACE_SECONDS": str(KILL_GRACE_SECONDS),
+        "COMPUTE_JOB_LEASE_SECONDS": str(JOB_LEASE_SECONDS),
+        "COMPUTE_RECONCILE_INTERVAL_SECONDS": str(RECONCILE_INTERVAL_SECONDS),
+        "COMPUTE_REPUBLISH_GRACE_SECONDS": "1",
     }
     command = [
         sys.executable,

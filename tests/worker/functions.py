@@ -156,3 +156,10 @@ def read_text(path):
             return handle.read()
     except OSError as error:
         return f"<unreadable: {error}>"
+
+
+def sleep_recording_pid(path, seconds):
+    with open(path, "a") as handle:
+        handle.write(f"{os.getpid()}\n")
+    time.sleep(seconds)
+    return os.getpid()

@@ -37,6 +37,9 @@ class Ending(enum.Enum):
     EXITED = "exited"
     TIMED_OUT = "timed_out"
     OUT_OF_MEMORY = "out_of_memory"
+    # The worker lost its claim on the job (its lease was recovered elsewhere): the
+    # attempt was stopped so that at most one attempt of a job is ever alive.
+    ABANDONED = "abandoned"
 
 
 @dataclass
@@ -100,6 +103,7 @@ def run_process(
     log: JobLog,
     enforcement: str = EnforcementMode.AUTO,
     executors: ExecutorPool | None = None,
+    abandon: threading.Event | None = None,
 ) -> ProcessOutcome:
     """Run `main(*args, **kwargs)` of the bundle under `limits`, logging its output.
 
@@ -107,6 +111,8 @@ def run_process(
         enforcement: an `EnforcementMode` value; the host is probed once per process.
         executors: where to find a warm executor for the bundle; without one, or when
             the bundle cannot be imported warm, the job starts a fresh interpreter.
+        abandon: set by the caller when the attempt must stop at once (its claim on
+            the job is gone); the process tree is ended and the outcome is `ABANDONED`.
 
     Raises:
         EnforcementUnavailable: `cgroup` enforcement was asked for and the host has none.
@@ -130,7 +136,7 @@ def run_process(
         process, pumps, release = launched
         confinement.attach(process)
         release()
-        ending = _watch(process, confinement, limits, started)
+        ending = _watch(process, confinement, limits, started, abandon or threading.Event())
         peak = confinement.peak_memory_mb()
         pumps.finish()
         runtime = time.monotonic() - started
@@ -247,10 +253,18 @@ def _start_warm(
 
 
 def _watch(
-    popen: JobProcess, confinement: Confinement, limits: JobLimits, started: float
+    popen: JobProcess,
+    confinement: Confinement,
+    limits: JobLimits,
+    started: float,
+    abandon: threading.Event,
 ) -> Ending:
     # Waiting on the process (not sleeping) returns the moment it exits.
     while popen.wait_for(POLL_SECONDS) is None:
+        if abandon.is_set():
+            confinement.end(grace=0)
+            popen.wait()
+            return Ending.ABANDONED
         if confinement.out_of_memory():
             confinement.end(grace=0)
             popen.wait()
