@@ -16,6 +16,7 @@ from .config import (
     environment_overrides,
     load_secret_key,
     normalize_database_url,
+    prepare_data_dir,
 )
 from .database import configure_engine, upgrade_database
 from .errors import register_error_handlers
@@ -39,6 +40,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.config["SQLALCHEMY_DATABASE_URI"] = normalize_database_url(
         app.config["SQLALCHEMY_DATABASE_URI"]
     )
+    prepare_data_dir(Path(app.config["DATA_DIR"]), app.config["SQLALCHEMY_DATABASE_URI"])
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = load_secret_key(Path(app.config["DATA_DIR"]))
     if not app.config.get("DEFAULT_IMAGE"):

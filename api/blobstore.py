@@ -3,7 +3,9 @@
 The database stores only keys (`bundles/<function>.zip`), never paths, so every API and
 worker machine resolves them against a store they all reach. `file://` stores live in a
 directory (local, or a shared mount such as NFS on a cluster); other schemes can be added
-behind the same interface.
+behind the same interface. Blobs hold every user's bundles and results and jobs run
+as another user than the service, so the store's directories and files are private to
+the service's user.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import BinaryIO, Protocol
 from urllib.parse import urlparse
 
 CHUNK_SIZE = 1024 * 1024
+PRIVATE_DIR_MODE = 0o700  # files are private already: mkstemp creates them 0600
 
 
 class BlobStore(Protocol):
@@ -74,7 +77,7 @@ class FileBlobStore:
     def put_stream(self, key: str, stream: BinaryIO, max_bytes: int | None = None) -> int:
         """Copy `stream` into the blob `key`, refusing more than `max_bytes`; return the size."""
         target = self.path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        target.parent.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
         written = 0
         fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{uuid.uuid4().hex}")
         try:
@@ -92,7 +95,7 @@ class FileBlobStore:
 
     def put(self, key: str, data: bytes) -> None:
         target = self.path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        target.parent.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
         fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{uuid.uuid4().hex}")
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -127,5 +130,5 @@ def open_blob_store(url: str) -> FileBlobStore:
     if parsed.scheme != "file":
         raise ValueError(f"unsupported blob store URL scheme {parsed.scheme!r} in {url!r}")
     root = Path(parsed.path)
-    root.mkdir(parents=True, exist_ok=True)
+    root.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
     return FileBlobStore(root)

@@ -6,13 +6,20 @@ default that runs the whole service on one machine from a single data directory.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.engine import make_url
+
 ENV_PREFIX = "COMPUTE"
 SECRET_FILE_NAME = "secret.key"
+# Jobs run as another user (JOB_USER) and must pass through the data directory to the
+# work directory below it, but may not list it; what it holds is private to the service.
+DATA_DIR_MODE = 0o711
+SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
 
 
 def default_data_dir() -> Path:
@@ -60,6 +67,11 @@ def defaults(data_dir: Path) -> dict[str, Any]:
         "RESOURCE_ENFORCEMENT": "auto",
         # Keep a process per function that imported its code, forking one per job.
         "WARM_EXECUTORS": True,
+        # The user (name or uid) a worker running as root runs every job as, so user code
+        # cannot read the service's secrets; a worker that is not root runs jobs as itself.
+        "JOB_USER": "nobody",
+        # The largest return value a job may store; a larger one fails the job unread.
+        "MAX_RESULT_BYTES": 64 * 1024 * 1024,
     }
 
 
@@ -81,12 +93,38 @@ def normalize_database_url(url: str) -> str:
     return url
 
 
+def prepare_data_dir(data_dir: Path, database_uri: str) -> None:
+    """Create the data directory, and a SQLite database in it readable by this user only.
+
+    SQLite creates a database file readable by every user (its -wal and -shm files copy
+    its mode), and jobs run as another user: an existing one is made private too.
+    """
+    with contextlib.suppress(OSError):  # a deployment on PostgreSQL may have none
+        data_dir.mkdir(mode=DATA_DIR_MODE, parents=True, exist_ok=True)
+    url = make_url(database_uri)
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return
+    path = Path(url.database)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        return
+    except FileExistsError:
+        pass
+    except OSError:
+        return  # its directory does not exist yet: SQLite will say so
+    for candidate in (path, *(Path(f"{path}{suffix}") for suffix in SQLITE_COMPANIONS)):
+        with contextlib.suppress(OSError):
+            mode = candidate.stat().st_mode
+            if mode & 0o077:
+                candidate.chmod(mode & 0o700)
+
+
 def load_secret_key(data_dir: Path) -> str:
     """The token-signing secret: read from the data directory, created there on first start."""
     path = data_dir / SECRET_FILE_NAME
     if path.exists():
         return path.read_text().strip()
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.mkdir(mode=DATA_DIR_MODE, parents=True, exist_ok=True)
     secret = secrets.token_urlsafe(48)
     # O_EXCL: two processes starting together must agree on one secret.
     try:

@@ -45,6 +45,8 @@ def publisher(broker_url: str) -> Celery:
     app = Celery("compute-api", broker=broker_url)
     app.conf.broker_connection_retry_on_startup = True
     app.conf.broker_transport_options = {"max_retries": 3}
+    app.conf.task_serializer = "json"
+    app.conf.accept_content = ["json"]
     return app
 
 

@@ -135,3 +135,44 @@ class Job(db.Model):  # type: ignore[name-defined]
     # When the job last became pending without a message known to be published for it
     # (NULL: its message went out). The reconciler re-publishes jobs pending too long.
     enqueued_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class SubmissionKind:
+    """Which request a submission key came with; each kind has its own key space."""
+
+    BULK = "bulk"  # POST /jobs/bulk with a `reference_id`
+    JOB = "job"  # POST /jobs with an `Idempotency-Key` header
+
+
+SUBMISSION_KEY_LENGTH = 200
+
+
+class Submission(db.Model):  # type: ignore[name-defined]
+    """The jobs one keyed request created, so that a repeat of it creates nothing.
+
+    The unique key is the caller's: a repeat finds this row and answers with its jobs.
+    The row is written in the transaction that inserts the jobs, so of two identical
+    requests racing each other exactly one commits; the other meets the unique
+    constraint and answers from the winner's row. The job ids travel as one JSON list,
+    not a row per job, so a 100,000-job map costs one row here.
+    """
+
+    __tablename__ = "submissions"
+    __table_args__ = (
+        sa.UniqueConstraint("owner_id", "kind", "key", name="uq_submissions_owner_kind_key"),
+        # Deleting a function deletes its submissions: without an index that is a scan.
+        sa.Index("ix_submissions_function", "function_id"),
+    )
+
+    id: Mapped[str] = mapped_column(sa.String(32), primary_key=True, default=new_id)
+    # The caller (who may be an admin submitting to someone else's function).
+    owner_id: Mapped[str] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(sa.String(16))
+    key: Mapped[str] = mapped_column(sa.String(SUBMISSION_KEY_LENGTH))
+    function_id: Mapped[str] = mapped_column(sa.ForeignKey("functions.id", ondelete="CASCADE"))
+    # Of the validated request (function and every job's arguments): a repeat with the
+    # same key must match it.
+    request_sha256: Mapped[str] = mapped_column(sa.String(64))
+    # In submission order.
+    job_ids: Mapped[list[str]] = mapped_column(sa.JSON)
+    creation_date: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -11,12 +11,13 @@ import json
 import math
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from flask import request
 
 from .errors import BadRequest, Invalid
-from .models import Function, Job
+from .models import SUBMISSION_KEY_LENGTH, Function, Job
 
 FUNCTION_READONLY = frozenset({"id", "creation_date", "status", "job_statistics"})
 FUNCTION_IMMUTABLE = frozenset({"image"})
@@ -25,6 +26,13 @@ JOB_IMMUTABLE = frozenset({"function_id"})
 
 NAME_PATTERN = re.compile(r"^[^/\\\x00-\x1f\x7f]{1,200}$")
 IMAGE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}(:[A-Za-z0-9._-]{1,100})?$")
+# Matched whole (fullmatch): `$` would let a trailing newline through.
+SUBMISSION_KEY_PATTERN = re.compile(rf"[^\x00-\x1f\x7f]{{1,{SUBMISSION_KEY_LENGTH}}}")
+SUBMISSION_KEY_RULE = f"must be 1-{SUBMISSION_KEY_LENGTH} characters without control characters"
+
+# The two names a client gives a submission key by: a bulk body field, a request header.
+REFERENCE_ID = "reference_id"
+IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
 
 MAX_CPUS = 256.0
 MAX_MEMORY_MB = 4 * 1024 * 1024
@@ -128,7 +136,7 @@ def positive_float(name: str, high: float) -> Callable[[Any], float]:
 
 def matching(name: str, pattern: re.Pattern[str], rule: str) -> Callable[[Any], str]:
     def check(value: Any) -> str:
-        if not isinstance(value, str) or not pattern.match(value):
+        if not isinstance(value, str) or not pattern.fullmatch(value):
             raise Invalid.field(name, rule)
         return value
 
@@ -250,15 +258,27 @@ def job_patch(body: dict[str, Any], job: Job) -> dict[str, Any]:
     return values
 
 
-def bulk_create(body: dict[str, Any], max_jobs: int) -> tuple[str, list[tuple[Any, Any]]]:
-    """Validate a bulk submission; return the function id and (args, kwargs) per job."""
-    unknown = body.keys() - {"function_id", "bulk_args", "bulk_kwargs", "reference_id"}
+@dataclass(frozen=True)
+class BulkRequest:
+    """A validated bulk submission: one (args, kwargs) per job, in input order."""
+
+    function_id: str
+    calls: list[tuple[Any, Any]]
+    reference_id: str | None
+
+
+def bulk_create(body: dict[str, Any], max_jobs: int) -> BulkRequest:
+    """Validate a bulk submission; `reference_id` is optional (the published client has none)."""
+    unknown = body.keys() - {"function_id", "bulk_args", "bulk_kwargs", REFERENCE_ID}
     if unknown:
         raise Invalid(
             f"Unknown fields: {', '.join(sorted(unknown))}",
             {name: ["is not a known field"] for name in unknown},
         )
     function_id = function_id_field(body.get("function_id"))
+    reference_id = body.get(REFERENCE_ID)
+    if reference_id is not None and not _is_submission_key(reference_id):
+        raise Invalid.field(REFERENCE_ID, SUBMISSION_KEY_RULE)
     bulk_args = body.get("bulk_args")
     bulk_kwargs = body.get("bulk_kwargs")
     if not isinstance(bulk_args, list):
@@ -274,4 +294,24 @@ def bulk_create(body: dict[str, Any], max_jobs: int) -> tuple[str, list[tuple[An
             raise Invalid.field("bulk_kwargs", "every entry must be an object")
     args_list = [args if isinstance(args, list) else [args] for args in bulk_args]
     kwargs_list = bulk_kwargs if bulk_kwargs is not None else [None] * len(args_list)
-    return function_id, list(zip(args_list, kwargs_list))
+    return BulkRequest(function_id, list(zip(args_list, kwargs_list)), reference_id)
+
+
+def idempotency_key() -> str | None:
+    """The request's `Idempotency-Key` header, if it sent one; a 400 naming it if malformed.
+
+    A header sent twice reaches the app as one value joined by commas, a key like any other.
+    """
+    value = request.headers.get(IDEMPOTENCY_KEY_HEADER)
+    if value is None:
+        return None
+    if not _is_submission_key(value):
+        raise BadRequest(
+            f"Invalid {IDEMPOTENCY_KEY_HEADER} header: {SUBMISSION_KEY_RULE}",
+            {IDEMPOTENCY_KEY_HEADER: [SUBMISSION_KEY_RULE]},
+        )
+    return value
+
+
+def _is_submission_key(value: Any) -> bool:
+    return isinstance(value, str) and SUBMISSION_KEY_PATTERN.fullmatch(value) is not None

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Mapping
 from typing import IO, Any
 
 import requests
@@ -26,6 +28,22 @@ DEFAULT_TIMEOUT: tuple[float, float] = (10.0, 120.0)
 #: Only these methods are retried: repeating them cannot create a second object.
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 USER_AGENT = "compute-python"
+#: The header that makes a single job's creation safe to repeat.
+IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
+#: Answers after which a request marked ``idempotent`` is sent again: a proxy or the
+#: service was briefly unavailable, and the request may or may not have been applied.
+REPEAT_STATUSES = frozenset({502, 503, 504})
+#: How often such a request is sent again at most, and the first pause (it doubles).
+REPEAT_ATTEMPTS = 3
+REPEAT_BACKOFF_SECONDS = 0.2
+#: The longest ``Retry-After`` pause honoured between repeats.
+MAX_RETRY_AFTER_SECONDS = 10.0
+#: Failures after which the request may still have reached the service.
+TRANSIENT_ERRORS = (
+    requests.ConnectionError,
+    requests.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+)
 
 
 def default_retry() -> Retry:
@@ -94,6 +112,8 @@ class ComputeClient:
         params: Any = None,
         json_body: Any = None,
         stream: bool = False,
+        headers: Mapping[str, str] | None = None,
+        idempotent: bool = False,
     ) -> requests.Response:
         """Send an authenticated request to ``base URL + path``.
 
@@ -103,6 +123,10 @@ class ComputeClient:
             params: Query parameters; list values become repeated parameters.
             json_body: A JSON-serialisable body.
             stream: Whether to stream the response body.
+            headers: Further request headers.
+            idempotent: The request can be applied twice with no further effect (a POST
+                carrying an idempotency key), so like GET it is sent again after a
+                connection error or a 502/503/504 answer.
 
         Returns:
             The successful response.
@@ -111,12 +135,19 @@ class ComputeClient:
             ApiError: The service answered with an error status (a subclass per status).
             ServiceUnavailableError: The service could not be reached.
         """
-        headers = {
+        sent = {
+            **(headers or {}),
             "Authorization": f"Bearer {self.settings.token}",
             "User-Agent": USER_AGENT,
         }
         return self._send(
-            method, self.url + path, headers=headers, params=params, json=json_body, stream=stream
+            method,
+            self.url + path,
+            repeats=REPEAT_ATTEMPTS if idempotent and method not in IDEMPOTENT_METHODS else 0,
+            headers=sent,
+            params=params,
+            json=json_body,
+            stream=stream,
         )
 
     def json(self, method: str, path: str, **kwargs: Any) -> Any:
@@ -159,11 +190,29 @@ class ComputeClient:
         finally:
             response.close()
 
-    def _send(self, method: str, url: str, **kwargs: Any) -> requests.Response:
-        try:
-            response = self.session.request(method, url, timeout=self.timeout, **kwargs)
-        except requests.RequestException as exc:
-            raise ServiceUnavailableError(f"{method} {url} failed: {exc}") from exc
+    def _send(self, method: str, url: str, repeats: int = 0, **kwargs: Any) -> requests.Response:
+        """Send once, and up to `repeats` more times while the failure is transient.
+
+        Idempotent methods are repeated by the session's own retry policy instead; this
+        covers the single requests marked safe to repeat, whatever the session.
+        """
+        for attempt in range(repeats + 1):
+            last = attempt == repeats
+            try:
+                response = self.session.request(method, url, timeout=self.timeout, **kwargs)
+            except TRANSIENT_ERRORS as exc:
+                if last:
+                    raise ServiceUnavailableError(f"{method} {url} failed: {exc}") from exc
+                logger.info("%s %s failed (%s); sending it again", method, url, exc)
+                time.sleep(REPEAT_BACKOFF_SECONDS * 2**attempt)
+                continue
+            except requests.RequestException as exc:
+                raise ServiceUnavailableError(f"{method} {url} failed: {exc}") from exc
+            if last or response.status_code not in REPEAT_STATUSES:
+                break
+            logger.info("%s %s answered %d; sending it again", method, url, response.status_code)
+            response.close()
+            time.sleep(_pause(response, REPEAT_BACKOFF_SECONDS * 2**attempt))
         if response.status_code >= 400:
             try:
                 body = response.json()
@@ -171,6 +220,15 @@ class ComputeClient:
                 body = None
             raise error_for_status(response.status_code, body, response.reason or "")
         return response
+
+
+def _pause(response: requests.Response, backoff: float) -> float:
+    """Seconds to wait before repeating: the answer's ``Retry-After``, else `backoff`."""
+    try:
+        seconds = float(response.headers.get("Retry-After", ""))
+    except ValueError:  # absent, or an HTTP date
+        return backoff
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER_SECONDS) if math.isfinite(seconds) else backoff
 
 
 def _decode_json(response: requests.Response) -> Any:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -247,14 +248,20 @@ class Function(Document):
 
         Raises:
             ValueError: ``iterargs`` is malformed or its length differs from ``args``.
+
+        The request carries a fresh ``reference_id``, so the service creates the Jobs once
+        even when the request is sent again after a lost answer or a 502/503/504.
         """
         bulk_args, bulk_kwargs = bulk_arguments(args, iterargs)
         self.save()
-        body = {"function_id": self.id, "bulk_args": bulk_args, "bulk_kwargs": bulk_kwargs}
-        return [
-            Job._from_remote(job)
-            for job in get_default_client().json("POST", "/jobs/bulk", json_body=body)
-        ]
+        body = {
+            "function_id": self.id,
+            "bulk_args": bulk_args,
+            "bulk_kwargs": bulk_kwargs,
+            "reference_id": str(uuid.uuid4()),
+        }
+        answer = get_default_client().json("POST", "/jobs/bulk", json_body=body, idempotent=True)
+        return [Job._from_remote(job) for job in answer]
 
     def rerun(self) -> list[Job]:
         """Resubmit the Function's failed and timed-out Jobs."""

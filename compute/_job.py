@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from ._attributes import Attribute, DatetimeAttribute, parse_datetime
-from ._client import get_default_client
+from ._client import IDEMPOTENCY_KEY_HEADER, get_default_client
 from ._document import Document, DocumentState
 from ._search import Search
 from ._serializable import decode_result
@@ -102,6 +103,9 @@ class Job(Document):
     def save(self) -> None:
         """Create the Job, or send the attributes changed since it was loaded.
 
+        Creating sends a fresh ``Idempotency-Key``, so the service creates the Job once
+        even when the request is sent again after a lost answer or a 502/503/504.
+
         Raises:
             ValueError: The Job was deleted.
         """
@@ -110,7 +114,13 @@ class Job(Document):
             return
         client = get_default_client()
         if state == DocumentState.NEW:
-            data = client.json("POST", "/jobs", json_body=self.to_dict(exclude_none=True))
+            data = client.json(
+                "POST",
+                "/jobs",
+                json_body=self.to_dict(exclude_none=True),
+                headers={IDEMPOTENCY_KEY_HEADER: str(uuid.uuid4())},
+                idempotent=True,
+            )
         elif state == DocumentState.MODIFIED:
             body = self.to_dict(only_modified=True)
             data = client.json("PATCH", f"/jobs/{self.id}", json_body=body)

@@ -24,6 +24,15 @@ from api import API_PREFIX, create_app, upgrade_database
 from api.auth import get_or_create_user, issue_token
 from api.extensions import db
 
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--chaos-full",
+        action="store_true",
+        help="run the chaos test at full size (10,000 jobs instead of CI's 2,000)",
+    )
+
+
 POSTGRES_ADMIN_URL = os.environ.get(
     "COMPUTE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )

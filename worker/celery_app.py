@@ -38,6 +38,9 @@ def celery_init_app(app: Flask) -> Celery:
         worker_prefetch_multiplier=1,
         task_default_queue=BUILD_QUEUE,
         broker_connection_retry_on_startup=True,
+        # Anyone who reaches the broker can publish to it: never decode pickle.
+        accept_content=["json"],
+        task_serializer="json",
     )
     celery.set_default()
     app.extensions["celery"] = celery

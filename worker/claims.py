@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from api.counters import record_job_changes, status_update_values
-from api.models import Function, Job, utcnow
+from api.models import BuildState, Function, Job, utcnow
 from compute.statuses import JobStatus
 
 
@@ -50,11 +50,18 @@ def claim_job(
     if job is None or job.status != JobStatus.PENDING:
         session.rollback()
         return ClaimRefusal.GONE
+    function = session.get(Function, job.function_id)
+    if function is None or function.build_state != BuildState.BUILT:
+        # Only a message can ask for this (a forged one, say): the job waits for its
+        # build, which publishes it when it is done.
+        session.rollback()
+        return ClaimRefusal.GONE
     deltas = {JobStatus.PENDING: -1, JobStatus.RUNNING: 1}
     slot = session.execute(
         sa.update(Function)
         .where(
             Function.id == job.function_id,
+            Function.build_state == BuildState.BUILT,
             Function.running_count < Function.maximum_concurrency,
         )
         .values(status_update_values(deltas))

@@ -20,7 +20,15 @@ from api.extensions import db
 from api.models import Function, Job
 from compute.statuses import JobStatus
 
-from .claims import Claim, ClaimRefusal, claim_job, finish_job, release_for_retry
+from .claims import (
+    Claim,
+    ClaimRefusal,
+    LostAttempt,
+    claim_job,
+    finish_job,
+    recover_lost_attempt,
+    release_for_retry,
+)
 from .execution.executor import ExecutorPool
 from .execution.joblog import JobLog
 from .execution.limits import JobLimits
@@ -63,6 +71,9 @@ def judge(outcome: ProcessOutcome, limits: JobLimits) -> Verdict:
         )
     if outcome.ending is Ending.OUT_OF_MEMORY:
         return Verdict(JobStatus.FAILURE, f"exceeded its {limits.memory_mb} MB memory limit", True)
+    if outcome.refused_result is not None:
+        # Final: the same call would return the same value again.
+        return Verdict(JobStatus.FAILURE, outcome.refused_result, False)
     if outcome.exit_code != 0 or outcome.result is None:
         return Verdict(JobStatus.FAILURE, f"exited with code {outcome.exit_code}", True)
     return Verdict(JobStatus.SUCCESS, None, False)
@@ -91,7 +102,28 @@ def run_attempt(job_id: str) -> AttemptResult:
         return AttemptResult.SKIPPED
     assert isinstance(claim, Claim)
     with Heartbeat(db.engine, claim, lease_seconds) as heartbeat:
-        return _run_claimed(claim, function_limits, retry_count, heartbeat)
+        try:
+            return _run_claimed(claim, function_limits, retry_count, heartbeat)
+        except Exception as error:
+            logger.exception("attempt %d of job %s failed in the worker", claim.attempt, job_id)
+            reason = f"the worker failed running attempt {claim.attempt}: {error!r}"
+            return _give_back(claim, reason)
+
+
+def _give_back(claim: Claim, reason: str) -> AttemptResult:
+    """End an attempt the worker itself failed, on the service's budget, not the user's.
+
+    Without this the job would wait for its lease to run out to be found lost.
+    """
+    db.session.rollback()
+    lost = LostAttempt(
+        claim.job_id, claim.function_id, claim.attempt, claim.lease_owner, claim.lost_count
+    )
+    budget = int(current_app.config.get("LOST_WORKER_RETRIES", 3))
+    status = recover_lost_attempt(db.session, lost, budget, reason)
+    if status is JobStatus.PENDING:
+        return AttemptResult.RETRY
+    return AttemptResult.DONE if status is not None else AttemptResult.SKIPPED
 
 
 def _run_claimed(
@@ -119,6 +151,8 @@ def _run_claimed(
         enforcement=current_app.config["RESOURCE_ENFORCEMENT"],
         executors=EXECUTORS if current_app.config["WARM_EXECUTORS"] else None,
         abandon=heartbeat.lost,
+        job_user=current_app.config["JOB_USER"],
+        max_result_bytes=current_app.config["MAX_RESULT_BYTES"],
     )
     if outcome.ending is Ending.ABANDONED or heartbeat.lost.is_set():
         # Another attempt owns the job now; its log and outcome are its own.

@@ -12,6 +12,7 @@ from api.dispatch import function_queue
 from api.extensions import db
 
 from .celery_app import app, flask_app
+from .execution.job_user import describe_job_user
 from .execution.limits import describe_enforcement
 from .queues import active_function_ids
 from .reconciler import Reconciler, ReconcilerSettings
@@ -26,6 +27,10 @@ def on_worker_ready(sender: Any = None, **_: Any) -> None:
     mode = flask_app.config.get("RESOURCE_ENFORCEMENT", "auto")
     for limit, mechanism in describe_enforcement(mode).items():
         logger.info("limit %s enforced by: %s", limit, mechanism)
+    logger.info(
+        "jobs run as: %s",
+        describe_job_user(flask_app.config["JOB_USER"], flask_app.config["WORK_DIR"]),
+    )
     with flask_app.app_context():
         function_ids = active_function_ids()
     consumer = sender  # the worker's Consumer

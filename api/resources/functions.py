@@ -13,7 +13,7 @@ from ..blobstore import build_log_key, bundle_key, function_jobs_prefix
 from ..counters import set_build_state
 from ..errors import BadRequest, Conflict
 from ..extensions import db
-from ..models import BuildState, Function, Job
+from ..models import BuildState, Function, Job, Submission
 from ..ownership import get_owned
 from ..query.fields import FUNCTION_FIELDS
 from ..wire import function_create, function_patch, function_to_json, json_body
@@ -69,6 +69,9 @@ def patch_function(function_id: str) -> Response:
 @blueprint.delete("/functions/<function_id>")
 def delete_function(function_id: str) -> Response:
     function = get_owned(Function, function_id, for_update=True)
+    # Explicit, like the jobs: the foreign keys cascade too, but on SQLite only while
+    # its foreign_keys pragma is on.
+    db.session.execute(sa.delete(Submission).where(Submission.function_id == function.id))
     db.session.execute(sa.delete(Job).where(Job.function_id == function.id))
     db.session.delete(function)
     db.session.commit()

@@ -2,22 +2,36 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from flask import Blueprint, Response, current_app, jsonify
+from sqlalchemy.exc import IntegrityError
 
 from compute.statuses import JobStatus
 
 from .. import dispatch
-from ..auth import authenticate_request
+from ..auth import authenticate_request, current_identity
 from ..blobstore import job_log_key, job_prefix, job_result_key
 from ..errors import Conflict, NotFound
 from ..extensions import db
 from ..jobstore import delete_job, insert_jobs, reset_for_rerun
-from ..models import BuildState, Function, Job
+from ..models import BuildState, Function, Job, SubmissionKind
 from ..ownership import get_owned, owner_scope
 from ..query.fields import JOB_FIELDS
 from ..query.totals import job_total_from_counters
-from ..wire import bulk_create, job_create, job_patch, job_to_json, json_body, rerun_request
+from ..submissions import SubmissionKey, find_submission, record_submission, replay, request_sha256
+from ..wire import (
+    IDEMPOTENCY_KEY_HEADER,
+    REFERENCE_ID,
+    bulk_create,
+    idempotency_key,
+    job_create,
+    job_patch,
+    job_to_json,
+    json_body,
+    rerun_request,
+)
 from .paging import serve_list
 
 blueprint = Blueprint("jobs", __name__)
@@ -50,24 +64,62 @@ def announce(function: Function, job_ids: list[str]) -> None:
     )
 
 
+def submit(
+    function_id: str, calls: list[tuple[Any, Any]], key: SubmissionKey | None
+) -> tuple[list[Job], int]:
+    """Create one pending job per call (201), or answer a keyed repeat with its jobs (200).
+
+    A keyed submission's row is written in the jobs' transaction, so of identical requests
+    racing each other one commits and the others answer from its row.
+    """
+    owner_id = current_identity().user_id
+    digest = request_sha256(function_id, calls) if key is not None else ""
+    if key is not None and (earlier := find_submission(db.session, owner_id, key)):
+        # Before the build check: a repeat of a map accepted before its function's build
+        # failed gets those jobs back, not a refusal.
+        return replay(db.session, earlier, key, digest), 200
+    function = function_accepting_jobs(function_id)
+    try:
+        submission = None
+        if key is not None:
+            submission = record_submission(db.session, owner_id, key, function.id, digest)
+        jobs = insert_jobs(db.session, function, calls)
+        if submission is not None:
+            submission.job_ids = [job.id for job in jobs]
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        earlier = find_submission(db.session, owner_id, key) if key is not None else None
+        if key is None or earlier is None:
+            raise
+        return replay(db.session, earlier, key, digest), 200
+    announce(function, [job.id for job in jobs])
+    return jobs, 201
+
+
 @blueprint.post("/jobs")
 def create_job() -> tuple[Response, int]:
     values = job_create(json_body())
-    function = function_accepting_jobs(values["function_id"])
-    (job,) = insert_jobs(db.session, function, [(values.get("args"), values.get("kwargs"))])
-    db.session.commit()
-    announce(function, [job.id])
-    return jsonify(job_to_json(job)), 201
+    header = idempotency_key()
+    key = SubmissionKey(SubmissionKind.JOB, header, IDEMPOTENCY_KEY_HEADER) if header else None
+    calls = [(values.get("args"), values.get("kwargs"))]
+    jobs, status = submit(values["function_id"], calls, key)
+    if not jobs:
+        raise NotFound(
+            f"The job created with this {IDEMPOTENCY_KEY_HEADER} has been deleted.",
+            {IDEMPOTENCY_KEY_HEADER: ["names a job that has been deleted"]},
+        )
+    return jsonify(job_to_json(jobs[0])), status
 
 
 @blueprint.post("/jobs/bulk")
 def create_jobs() -> tuple[Response, int]:
-    function_id, calls = bulk_create(json_body(), current_app.config["MAX_BULK_JOBS"])
-    function = function_accepting_jobs(function_id)
-    jobs = insert_jobs(db.session, function, calls)
-    db.session.commit()
-    announce(function, [job.id for job in jobs])
-    return jsonify([job_to_json(job) for job in jobs]), 201
+    bulk = bulk_create(json_body(), current_app.config["MAX_BULK_JOBS"])
+    key = None
+    if bulk.reference_id is not None:
+        key = SubmissionKey(SubmissionKind.BULK, bulk.reference_id, REFERENCE_ID)
+    jobs, status = submit(bulk.function_id, bulk.calls, key)
+    return jsonify([job_to_json(job) for job in jobs]), status
 
 
 @blueprint.post("/jobs/rerun")

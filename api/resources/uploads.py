@@ -12,8 +12,9 @@ import hmac
 import time
 
 from flask import Blueprint, Response, current_app, request, url_for
+from werkzeug.exceptions import RequestEntityTooLarge
 
-from ..blobstore import BlobTooLarge, bundle_key
+from ..blobstore import CHUNK_SIZE, BlobTooLarge, bundle_key
 from ..errors import ApiError, Conflict, NotFound
 from ..extensions import db
 from ..models import BuildState, Function
@@ -56,6 +57,22 @@ def _verify(function_id: str) -> None:
         raise not_found
 
 
+class _HashingBody:
+    """The request body as a stream, hashed as it is read, its first chunk read ahead."""
+
+    def __init__(self, first: bytes) -> None:
+        self._first: bytes | None = first
+        self.digest = hashlib.sha256(first)
+
+    def read(self, size: int) -> bytes:
+        if self._first is not None:
+            chunk, self._first = self._first, None
+            return chunk
+        chunk = request.stream.read(size)
+        self.digest.update(chunk)
+        return chunk
+
+
 @blueprint.put("/functions/<function_id>/bundle_upload")
 def put_bundle(function_id: str) -> Response:
     _verify(function_id)
@@ -68,26 +85,22 @@ def put_bundle(function_id: str) -> Response:
     request.max_content_length = max_bytes
     store = current_app.extensions["blobstore"]
     key = bundle_key(function_id)
-    digest = hashlib.sha256()
-
-    class HashingStream:
-        def read(self, size: int) -> bytes:
-            chunk = request.stream.read(size)
-            digest.update(chunk)
-            return chunk
-
     try:
-        size = store.put_stream(key, HashingStream(), max_bytes=max_bytes)  # type: ignore[arg-type]
-    except BlobTooLarge as error:
+        # Refused bodies must leave an earlier upload in place: nothing is stored until
+        # the body is known not to be empty, and the store replaces the blob only once
+        # the whole body has arrived within the limit.
+        first = request.stream.read(CHUNK_SIZE)
+        if not first:
+            raise ApiError("The bundle is empty.", {"bundle": ["empty"]}, status=400)
+        body = _HashingBody(first)
+        size = store.put_stream(key, body, max_bytes=max_bytes)  # type: ignore[arg-type]
+    except (BlobTooLarge, RequestEntityTooLarge) as error:
         raise ApiError(
             f"The bundle is larger than the {max_bytes} byte limit.",
             {"bundle": ["too large"]},
             status=413,
         ) from error
-    if size == 0:
-        store.delete(key)
-        raise ApiError("The bundle is empty.", {"bundle": ["empty"]}, status=400)
     function.bundle_key, function.bundle_size = key, size
-    function.bundle_sha256 = digest.hexdigest()
+    function.bundle_sha256 = body.digest.hexdigest()
     db.session.commit()
     return Response(status=200)

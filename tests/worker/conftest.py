@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -25,6 +26,7 @@ import pytest
 from tests.conftest import ApiClient, ApiServer, running_api
 from tests.redis_databases import claimed_redis_url
 from tests.worker.wheels import build_pure_wheel, wheel_from_installed
+from worker.execution.job_user import resolve_job_user
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # More worker processes than the concurrency tests' cap, so the cap, not the pool, limits.
@@ -51,8 +53,9 @@ class ExecutionStack:
         return self.worker_log.read_text(errors="replace")
 
 
-def _start_worker(server: ApiServer, redis_url: str, log_path: Path) -> subprocess.Popen[bytes]:
-    env = {
+def worker_environment(server: ApiServer, redis_url: str) -> dict[str, str]:
+    """The environment of a test worker serving `server` from `redis_url`."""
+    return {
         **os.environ,
         "COMPUTE_DATA_DIR": str(server.data_dir),
         "DATABASE_URL": server.app.config["SQLALCHEMY_DATABASE_URI"],
@@ -63,6 +66,12 @@ def _start_worker(server: ApiServer, redis_url: str, log_path: Path) -> subproce
         "COMPUTE_RECONCILE_INTERVAL_SECONDS": str(RECONCILE_INTERVAL_SECONDS),
         "COMPUTE_REPUBLISH_GRACE_SECONDS": "1",
     }
+
+
+def start_worker(
+    env: dict[str, str], log_path: Path, processes: int = WORKER_PROCESSES
+) -> subprocess.Popen[bytes]:
+    """A `celery worker` process in a session of its own, logging to `log_path`."""
     command = [
         sys.executable,
         "-m",
@@ -73,7 +82,7 @@ def _start_worker(server: ApiServer, redis_url: str, log_path: Path) -> subproce
         "--loglevel",
         "INFO",
         "--concurrency",
-        str(WORKER_PROCESSES),
+        str(processes),
         "--without-gossip",
         "--without-mingle",
         "-n",
@@ -90,7 +99,7 @@ def _start_worker(server: ApiServer, redis_url: str, log_path: Path) -> subproce
     )
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
+def stop_tree(process: subprocess.Popen[bytes]) -> None:
     try:
         tree = [psutil.Process(process.pid), *psutil.Process(process.pid).children(recursive=True)]
     except psutil.Error:
@@ -103,7 +112,7 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
     process.wait(timeout=10)
 
 
-def _wait_ready(log_path: Path, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
+def wait_ready(log_path: Path, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -114,23 +123,51 @@ def _wait_ready(log_path: Path, process: subprocess.Popen[bytes], timeout: float
     raise RuntimeError(f"worker not ready in {timeout}s:\n{log_path.read_text(errors='replace')}")
 
 
+@contextlib.contextmanager
+def job_reachable_directory(prefix: str) -> Iterator[Path]:
+    """A new directory other users may pass through (not list), removed on exit.
+
+    A worker running as root runs jobs as its job user, who must reach the work directory
+    inside the data directory; pytest's temporary directories are closed to other users.
+    """
+    directory = Path(tempfile.mkdtemp(prefix=prefix))
+    directory.chmod(0o711)
+    try:
+        yield directory
+    finally:
+        for root, names, _ in os.walk(directory):  # built environments are read-only
+            for name in names:
+                with contextlib.suppress(OSError):
+                    os.chmod(os.path.join(root, name), 0o700)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture
+def tmp_path() -> Iterator[Path]:
+    """A temporary directory that the jobs under test may use too: its files are theirs
+    to read and write, whichever user they run as."""
+    with job_reachable_directory("compute-test-") as directory:
+        resolve_job_user().give([directory])
+        directory.chmod(0o755)
+        yield directory
+
+
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
-def execution_stack(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ExecutionStack]:
+def execution_stack(request: pytest.FixtureRequest) -> Iterator[ExecutionStack]:
     database = request.param
-    data_dir = tmp_path_factory.mktemp(f"exec-{database}")
     with (
+        job_reachable_directory(f"compute-exec-{database}-") as scratch,
         claimed_redis_url() as redis_url,
-        running_api(database, data_dir, {"REDIS_URL": redis_url}) as server,
+        running_api(database, scratch / "data", {"REDIS_URL": redis_url}) as server,
     ):
+        data_dir = server.data_dir
         log_path = data_dir / "worker.log"
-        worker = _start_worker(server, redis_url, log_path)
+        worker = start_worker(worker_environment(server, redis_url), log_path)
         try:
-            _wait_ready(log_path, worker)
+            wait_ready(log_path, worker)
             yield ExecutionStack(server, worker, log_path)
         finally:
-            _stop(worker)
+            stop_tree(worker)
 
 
 @pytest.fixture

@@ -74,26 +74,6 @@ def sleep_with_stubborn_child(seconds):
     time.sleep(seconds)
 
 
-def sleep_with_daemon(seconds):
-    # Double fork and setsid: the grandchild leaves the job's session and process tree.
-    code = (
-        "import os, sys, time\n"
-        "if os.fork() == 0:\n"
-        "    os.setsid()\n"
-        "    if os.fork() == 0:\n"
-        "        print(f'daemon {os.getpid()}', flush=True)\n"
-        "        devnull = os.open(os.devnull, os.O_RDWR)\n"
-        "        for fd in (0, 1, 2):\n"
-        "            os.dup2(devnull, fd)\n"
-        "        time.sleep(600)\n"
-        "    os._exit(0)\n"
-        "os.wait()\n"
-    )
-    subprocess.run([sys.executable, "-c", code], check=True)
-    print(f"pids {os.getpid()}")
-    time.sleep(seconds)
-
-
 def hog_memory(megabytes):
     chunks = []
     for _ in range(megabytes // 10):
@@ -163,3 +143,128 @@ def sleep_recording_pid(path, seconds):
         handle.write(f"{os.getpid()}\n")
     time.sleep(seconds)
     return os.getpid()
+
+
+def who_am_i():
+    fields = {}
+    with open("/proc/self/status") as handle:
+        for line in handle:
+            name, _, value = line.partition(":")
+            fields[name] = value.strip()
+    try:
+        os.setuid(0)
+        regained = True
+    except PermissionError:
+        regained = False
+    return {
+        "uid": os.getuid(),
+        "gid": os.getgid(),
+        "groups": os.getgroups(),
+        "no_new_privs": fields.get("NoNewPrivs"),
+        "effective_capabilities": fields.get("CapEff"),
+        "regained_root": regained,
+    }
+
+
+def list_dir(path):
+    try:
+        return sorted(os.listdir(path))
+    except OSError as error:
+        return f"<unlistable: {error}>"
+
+
+def write_into_environment():
+    target = os.path.join(sys.prefix, "poisoned.txt")
+    try:
+        with open(target, "w") as handle:
+            handle.write("every later job imports this")
+    except OSError as error:
+        return f"<refused: {error}>"
+    return target
+
+
+def grandchild_hogs_memory(megabytes):
+    # The job's child starts a grandchild that fills `megabytes`, well past the limit.
+    hog = (
+        "import time\n"
+        f"chunks = [b'x' * (10 * 2**20) for _ in range({megabytes} // 10)]\n"
+        "time.sleep(30)\n"
+    )
+    child = f"import subprocess, sys; subprocess.run([sys.executable, '-c', {hog!r}])"
+    subprocess.run([sys.executable, "-c", child])
+    return "the grandchild came back"
+
+
+def many_threads(count):
+    import threading
+
+    def work():
+        block = bytearray(2**20)
+        time.sleep(0.5)
+        return len(block)
+
+    threads = [threading.Thread(target=work) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return len(threads)
+
+
+def stubborn_with_daemon(pid_dir):
+    # Ignores SIGTERM, and so does a daemon it double-forks out of its session and tree;
+    # each writes its pid to a file of its own in `pid_dir`.
+    import signal
+
+    daemon = (
+        "import os, signal, sys, time\n"
+        "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        "if os.fork() == 0:\n"
+        "    os.setsid()\n"
+        "    if os.fork() == 0:\n"
+        "        with open(os.path.join(sys.argv[1], 'daemon.pid'), 'w') as handle:\n"
+        "            handle.write(str(os.getpid()))\n"
+        "        devnull = os.open(os.devnull, os.O_RDWR)\n"
+        "        for fd in (0, 1, 2):\n"
+        "            os.dup2(devnull, fd)\n"
+        "        time.sleep(600)\n"
+        "    os._exit(0)\n"
+        "os.wait()\n"
+    )
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    subprocess.run([sys.executable, "-c", daemon, pid_dir], check=True)
+    with open(os.path.join(pid_dir, "job.pid"), "w") as handle:
+        handle.write(str(os.getpid()))
+    print("daemon started", flush=True)
+    while True:
+        time.sleep(0.1)
+
+
+def fork_bomb(marker):
+    # Its processes carry `marker` in their command line, so the test can count them.
+    bomb = (
+        "import os, time\n"
+        "while True:\n"
+        "    try:\n"
+        "        os.fork()\n"
+        "    except OSError:\n"
+        "        time.sleep(0.01)\n"
+    )
+    os.execv(sys.executable, [sys.executable, "-c", bomb, marker])
+
+
+def prints(total_bytes, line_bytes, long_line_mb):
+    # One line of `long_line_mb` megabytes, written a megabyte at a time, then
+    # `total_bytes` in lines of `line_bytes`.
+    for _ in range(long_line_mb):
+        sys.stdout.write("x" * 2**20)
+    sys.stdout.write("\n")
+    block = ("y" * (line_bytes - 1) + "\n") * (2**20 // line_bytes)
+    for _ in range(total_bytes // len(block)):
+        sys.stdout.write(block)
+    sys.stdout.flush()
+    return total_bytes
+
+
+def returns_bytes_of(size):
+    return bytes(size)

@@ -1,4 +1,5 @@
-"""A job sees none of the service's secrets: not in its environment, argv or its parents'."""
+"""A job sees none of the service's secrets: not in its environment, argv or its parents',
+nor in the data directory: it runs as the job user, who may read none of it."""
 
 from __future__ import annotations
 
@@ -10,6 +11,13 @@ from compute import Function, JobStatus
 from tests.conftest import ApiClient
 from tests.worker import functions
 from tests.worker.conftest import ExecutionStack
+from worker.execution.job_user import resolve_job_user
+
+JOB_USER = resolve_job_user()
+# A worker that is not root runs jobs as itself: they can read what it can.
+needs_root = pytest.mark.skipif(
+    not JOB_USER.switches, reason="only a worker running as root runs jobs as another user"
+)
 
 
 def _secrets(stack: ExecutionStack) -> dict[str, str]:
@@ -61,11 +69,7 @@ def test_no_secret_in_the_command_lines_of_its_parents(
     assert _found(_secrets(execution_stack), texts) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the job runs as the worker's user, so it can read /proc/<worker pid>/environ, "
-    "which holds DATABASE_URL and REDIS_URL as the worker was started with them",
-)
+@needs_root
 def test_no_secret_in_the_environments_of_its_parents(
     seen: dict[str, Any], execution_stack: ExecutionStack
 ) -> None:
@@ -73,11 +77,7 @@ def test_no_secret_in_the_environments_of_its_parents(
     assert _found(_secrets(execution_stack), texts) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the job runs as the worker's user, so it can read the data directory's "
-    "secret.key (its path is in the worker's environ as COMPUTE_DATA_DIR)",
-)
+@needs_root
 def test_the_signing_key_file_is_out_of_reach(
     exec_user: ApiClient, execution_stack: ExecutionStack
 ) -> None:
@@ -86,3 +86,53 @@ def test_the_signing_key_file_is_out_of_reach(
     job = fn(str(execution_stack.server.data_dir / "secret.key"))
     job.wait_for_completion(timeout=120, interval=0.1)
     assert _secrets(execution_stack)["signing key"] not in job.result()
+    assert "Permission denied" in job.result()  # the file is there, its mode refuses
+
+
+def _run(function: Any, *args: Any) -> Any:
+    fn = Function(function, name=function.__name__, timeout=60)
+    fn.save()
+    job = fn(*args)
+    job.wait_for_completion(timeout=120, interval=0.1)
+    assert job.status == JobStatus.SUCCESS, "\n".join(job.iter_log())
+    return job.result()
+
+
+@needs_root
+def test_the_job_runs_as_the_job_user_with_no_way_back(
+    exec_user: ApiClient, execution_stack: ExecutionStack
+) -> None:
+    assert f"jobs run as: {JOB_USER.describe()}" in execution_stack.worker_output()
+    identity = _run(functions.who_am_i)
+    assert (identity["uid"], identity["gid"], identity["groups"]) == (
+        JOB_USER.uid,
+        JOB_USER.gid,
+        [],
+    )
+    assert identity["no_new_privs"] == "1"
+    assert int(identity["effective_capabilities"], 16) == 0
+    assert identity["regained_root"] is False
+
+
+@needs_root
+def test_the_database_and_the_blob_store_are_out_of_reach(
+    exec_user: ApiClient, execution_stack: ExecutionStack
+) -> None:
+    data_dir = execution_stack.server.data_dir
+    fn = Function(functions.read_text, name="blob-reader", timeout=60)
+    fn.save()
+    files = [data_dir / "blobs" / "bundles" / f"{fn.id}.zip"]
+    if execution_stack.server.database == "sqlite":
+        files.append(data_dir / "compute.db")
+    assert all(path.exists() for path in files)
+    jobs = fn.map([str(path) for path in files])
+    fn.wait_for_completion(timeout=120, interval=0.1)
+    for path, job in zip(files, jobs):
+        assert job.result().startswith("<unreadable:"), (path, job.result()[:80])
+    listings = [_run(functions.list_dir, str(path)) for path in (data_dir, data_dir / "blobs")]
+    assert all(str(listing).startswith("<unlistable:") for listing in listings), listings
+
+
+@needs_root
+def test_the_jobs_environment_is_read_only_to_it(exec_user: ApiClient) -> None:
+    assert _run(functions.write_into_environment).startswith("<refused:")

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..execution.job_user import DEFAULT_JOB_USER, resolve_job_user
 from .bundle import BundleLimits, UnpackedBundle, unpack_bundle
 from .environments import Environment, EnvironmentCache
 from .errors import BuildError, EnvironmentBuildError, RequirementsError
@@ -35,6 +36,8 @@ class BuildSettings:
         bundle_limits: caps on the bundle zip.
         interpreters: operator-listed interpreter paths, preferred over discovered ones.
         scratch_root: where bundles are unpacked for checking; the system's temp dir if None.
+        runs_as: the uid and gid jobs run as when the worker switches to `JOB_USER`: only
+            interpreters that user can run are offered.
     """
 
     env_root: Path
@@ -42,6 +45,7 @@ class BuildSettings:
     bundle_limits: BundleLimits = field(default_factory=BundleLimits)
     interpreters: Sequence[str] = ()
     scratch_root: Path | None = None
+    runs_as: tuple[int, int] | None = None
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> BuildSettings:
@@ -51,6 +55,7 @@ class BuildSettings:
         interpreters = config.get("PYTHON_INTERPRETERS") or ()
         if isinstance(interpreters, str):
             interpreters = [path for path in interpreters.split(",") if path.strip()]
+        user = resolve_job_user(config.get("JOB_USER", DEFAULT_JOB_USER))
         return cls(
             env_root=work_dir / "envs",
             installer=InstallerOptions(
@@ -61,6 +66,7 @@ class BuildSettings:
             ),
             interpreters=tuple(str(path).strip() for path in interpreters),
             scratch_root=work_dir / "scratch",
+            runs_as=(user.uid, user.gid) if user.switches else None,
         )
 
 
@@ -77,9 +83,11 @@ class BuildResult:
 
 
 @functools.lru_cache(maxsize=8)
-def interpreter_registry(configured: tuple[str, ...] = ()) -> InterpreterRegistry:
-    """One registry per interpreter list, so a worker probes its interpreters once."""
-    return InterpreterRegistry(configured)
+def interpreter_registry(
+    configured: tuple[str, ...] = (), runs_as: tuple[int, int] | None = None
+) -> InterpreterRegistry:
+    """One registry per interpreter list and job user, so a worker probes them once."""
+    return InterpreterRegistry(configured, runs_as=runs_as)
 
 
 def build_function(
@@ -135,7 +143,9 @@ def _build(
     report.bundle(unpacked.files, unpacked.total_bytes)
     requirements = parse_requirements(_requirements_text(unpacked))
     report.requirements(requirements)
-    interpreter = interpreter_registry(tuple(settings.interpreters)).resolve(image)
+    interpreter = interpreter_registry(tuple(settings.interpreters), settings.runs_as).resolve(
+        image
+    )
     report.interpreter(interpreter)
     report.environment_started()
     cache = EnvironmentCache(settings.env_root, settings.installer)

@@ -2,8 +2,10 @@
 
 Every entry is checked before anything is written: the archive's size, entry count and
 per-entry compression ratio are capped, names may not escape the target directory, and
-only regular files and directories are accepted. Extraction then counts the bytes it
-actually inflates, since the sizes a zip declares are the attacker's to choose.
+only regular files and directories are accepted. The ratio is capped for the archive as
+a whole too, or many entries each small enough to be exempt would add up to a bomb.
+Extraction then counts the bytes it actually inflates, since the sizes a zip declares
+are the attacker's to choose.
 """
 
 from __future__ import annotations
@@ -83,7 +85,7 @@ def unpack_bundle(
     _make_fresh_directory(target)
     try:
         with _open(source) as stream:
-            total = _extract(stream, target, limits)
+            total = _extract(stream, size, target, limits)
     except BaseException:
         shutil.rmtree(target, ignore_errors=True)
         raise
@@ -107,7 +109,7 @@ def _make_fresh_directory(target: Path) -> None:
     target.mkdir(parents=True, exist_ok=True)
 
 
-def _extract(stream: BinaryIO, target: Path, limits: BundleLimits) -> tuple[int, int]:
+def _extract(stream: BinaryIO, size: int, target: Path, limits: BundleLimits) -> tuple[int, int]:
     # Refuse an oversized directory from the end record alone, before parsing it.
     declared = declared_entry_count(stream)
     if declared is not None and declared > limits.max_entries:
@@ -115,7 +117,7 @@ def _extract(stream: BinaryIO, target: Path, limits: BundleLimits) -> tuple[int,
     try:
         with zipfile.ZipFile(stream) as archive:
             entries = archive.infolist()
-            _check_entries(entries, limits)
+            _check_entries(entries, size, limits)
             written = sum(_write(archive, entry, target, limits) for entry in entries)
             return sum(not entry.is_dir() for entry in entries), written
     except BundleError:
@@ -126,7 +128,7 @@ def _extract(stream: BinaryIO, target: Path, limits: BundleLimits) -> tuple[int,
         raise BundleError(f"bundle uses an unsupported zip feature: {error}") from None
 
 
-def _check_entries(entries: list[zipfile.ZipInfo], limits: BundleLimits) -> None:
+def _check_entries(entries: list[zipfile.ZipInfo], size: int, limits: BundleLimits) -> None:
     if len(entries) > limits.max_entries:
         raise BundleError(
             f"bundle has {len(entries):,} entries; the limit is {limits.max_entries:,}"
@@ -149,6 +151,7 @@ def _check_entries(entries: list[zipfile.ZipInfo], limits: BundleLimits) -> None
             raise BundleError(
                 f"bundle unpacks to more than {limits.max_uncompressed_bytes:,} bytes"
             )
+    _check_total_ratio(declared_total, size, limits)
     if clash := files & directories:
         raise BundleError(f"bundle entry {str(min(clash))!r} is both a file and a directory")
     if PurePosixPath(ENTRYPOINT) not in files:
@@ -197,6 +200,17 @@ def _check_encoding(entry: zipfile.ZipInfo, limits: BundleLimits) -> None:
             raise BundleError(
                 f"bundle entry {entry.filename!r} has a compression ratio of {ratio:,.0f}; "
                 f"the limit is {limits.max_ratio:g}"
+            )
+
+
+def _check_total_ratio(declared_total: int, size: int, limits: BundleLimits) -> None:
+    # Against the archive's real size, not the compressed sizes its entries declare.
+    if declared_total > limits.ratio_exempt_bytes:
+        ratio = declared_total / max(size, 1)
+        if ratio > limits.max_ratio:
+            raise BundleError(
+                f"bundle unpacks to {declared_total:,} bytes from {size:,}, a compression "
+                f"ratio of {ratio:,.0f}; the limit is {limits.max_ratio:g}"
             )
 
 

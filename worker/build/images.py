@@ -3,7 +3,9 @@
 The original service ran each image as a container; here an image names a base Python
 version, served by whichever interpreter of that version the worker finds: the
 operator's configured list first, then the worker's own interpreter, then `python3.X`
-on PATH, then pyenv's versions.
+on PATH, then pyenv's versions. When jobs run as another user than the worker, every
+interpreter is probed as that user, so none is offered that its jobs could not run (one
+under root's home, say).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .errors import ImageError
 
@@ -66,7 +69,10 @@ def image_name(minor: int) -> str:
 
 
 class InterpreterRegistry:
-    """The interpreters this worker can build environments from, found once and kept."""
+    """The interpreters this worker can build environments from, found once and kept.
+
+    `runs_as` is the uid and gid jobs run as, when they are not the worker's own.
+    """
 
     def __init__(
         self,
@@ -74,10 +80,12 @@ class InterpreterRegistry:
         *,
         search_path: bool = True,
         pyenv_root: Path | None = None,
+        runs_as: tuple[int, int] | None = None,
     ) -> None:
         self._configured = [Path(p) for p in configured]
         self._search_path = search_path
         self._pyenv_root = pyenv_root if pyenv_root is not None else Path.home() / ".pyenv"
+        self._runs_as = runs_as
         self._found: dict[int, Interpreter] | None = None
         self._lock = threading.Lock()
 
@@ -105,12 +113,24 @@ class InterpreterRegistry:
 
     def _discover(self) -> dict[int, Interpreter]:
         candidates = [*self._configured, *_unique(self._candidates())]
+        own = _running()
+        if self._runs_as is not None:
+            candidates.append(own.path)  # trusted only once the job user ran it too
         # Probing starts an interpreter (a pyenv shim, a shell script, is slow): in parallel.
         with ThreadPoolExecutor(max_workers=PROBE_WORKERS) as pool:
-            probed = list(pool.map(probe, candidates))
+            probed = list(pool.map(lambda path: probe(path, self._runs_as), candidates))
+        running: Interpreter | None = own
+        if self._runs_as is not None:
+            running = probed.pop()
+            if running is None:
+                logger.info(
+                    "not offering %s: the job user (uid %d) cannot run it",
+                    own.path,
+                    self._runs_as[0],
+                )
         found: dict[int, Interpreter] = {}
         # Order is preference: the operator's list, this worker's Python, PATH, pyenv.
-        ordered = [*probed[: len(self._configured)], _running(), *probed[len(self._configured) :]]
+        ordered = [*probed[: len(self._configured)], running, *probed[len(self._configured) :]]
         for interpreter in ordered:
             if interpreter is not None and interpreter.minor >= MIN_MINOR:
                 found.setdefault(interpreter.minor, interpreter)
@@ -123,8 +143,16 @@ class InterpreterRegistry:
         yield from _sorted_glob(self._pyenv_root / "versions", "3.*/bin/python3.*")
 
 
-def probe(path: Path) -> Interpreter | None:
-    """Run `path` to learn its version; None if it is not a working Python 3."""
+def probe(path: Path, runs_as: tuple[int, int] | None = None) -> Interpreter | None:
+    """Run `path` to learn its version; None if it is not a working Python 3.
+
+    Args:
+        runs_as: the uid and gid to run it as, to learn whether that user can.
+    """
+    as_user: dict[str, Any] = {}
+    if runs_as is not None:
+        # From "/": the worker's own directory may be closed to that user.
+        as_user = {"user": runs_as[0], "group": runs_as[1], "extra_groups": [], "cwd": "/"}
     try:
         completed = subprocess.run(
             [str(path), "-I", "-c", PROBE],
@@ -132,6 +160,7 @@ def probe(path: Path) -> Interpreter | None:
             text=True,
             timeout=PROBE_TIMEOUT_SECONDS,
             check=True,
+            **as_user,
         )
         facts = json.loads(completed.stdout)
     except (OSError, subprocess.SubprocessError, ValueError) as error:

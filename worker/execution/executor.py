@@ -4,7 +4,8 @@ The executor (`executor_main.py`) imports the function's entrypoint once and for
 child per job, so a job on a warm function pays neither an interpreter start nor its
 imports. This side starts executors, hands them jobs, and recycles them after a number
 of jobs, after sitting idle, or when they die. Nothing the executor says is unpickled:
-its replies are JSON lines.
+its replies are JSON lines. An executor runs as the job user from its start, so user code
+it imports and the children it forks never hold the worker's privileges.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from .job_user import JobUser
 
 EXECUTOR_MAIN = Path(__file__).with_name("executor_main.py")
 START_TIMEOUT_SECONDS = 60.0
@@ -40,7 +43,9 @@ class WarmExecutor:
     last_used: float = field(default_factory=time.monotonic)
 
     @classmethod
-    def start(cls, env_python: str, bundle_dir: Path, env: dict[str, str]) -> WarmExecutor:
+    def start(
+        cls, env_python: str, bundle_dir: Path, env: dict[str, str], user: JobUser
+    ) -> WarmExecutor:
         process = subprocess.Popen(
             [env_python, "-I", str(EXECUTOR_MAIN), str(bundle_dir)],
             cwd=bundle_dir,
@@ -49,6 +54,7 @@ class WarmExecutor:
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
+            preexec_fn=user.become,
             # Unbuffered: select() on the pipe must see every reply, none may wait in
             # a Python-side buffer.
             bufsize=0,
@@ -124,17 +130,22 @@ class ExecutorPool:
     """This worker process's warm executors, keyed by environment and bundle."""
 
     def __init__(self) -> None:
-        self._executors: dict[tuple[str, Path, tuple[tuple[str, str], ...]], WarmExecutor] = {}
+        self._executors: dict[
+            tuple[str, Path, tuple[tuple[str, str], ...], JobUser], WarmExecutor
+        ] = {}
 
-    def acquire(self, env_python: str, bundle_dir: Path, env: dict[str, str]) -> WarmExecutor:
+    def acquire(
+        self, env_python: str, bundle_dir: Path, env: dict[str, str], user: JobUser
+    ) -> WarmExecutor:
+        """The executor of this environment and bundle running as `user`, started if need be."""
         self._recycle()
         # Thread-count variables are read at import time, so they are part of the key;
         # a job's own home and temp directory are not (each job child gets its own).
         shared = {k: v for k, v in env.items() if k not in PER_JOB_VARIABLES}
-        key = (env_python, bundle_dir, tuple(sorted(shared.items())))
+        key = (env_python, bundle_dir, tuple(sorted(shared.items())), user)
         executor = self._executors.get(key)
         if executor is None:
-            executor = WarmExecutor.start(env_python, bundle_dir, {**shared, **EXECUTOR_HOME})
+            executor = WarmExecutor.start(env_python, bundle_dir, {**shared, **EXECUTOR_HOME}, user)
             self._executors[key] = executor
         return executor
 

@@ -1,9 +1,15 @@
 """Start the job's process in its function's environment, watch it, and end it on a limit.
 
 Only this parent decides the outcome. The child sees a scrubbed environment (no
-database, broker or signing secrets) and runs in its own session, confined as the
-worker's enforcement decides (`enforcement.py`): in cgroups of its own where the host
-offers them, else under a watch of its process tree.
+database, broker or signing secrets), runs in its own session as the job user
+(`job_user.py`), confined as the worker's enforcement decides (`enforcement.py`): in
+cgroups of its own where the host offers them, else under a watch of its process tree.
+
+The job's scratch directory stays the worker's, so the job cannot swap the entries the
+worker opens (its output FIFOs, its gate, its result directory) for links; the job owns
+what it writes: its home, its copy of the bundle, and the directory its result goes to.
+The result is read only if it is a regular file the job wrote, and never past
+`max_result_bytes`.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import enum
 import json
 import os
 import shutil
+import stat
 import subprocess
 import tempfile
 import threading
@@ -25,12 +32,16 @@ from .confinement import Confinement
 from .enforcement import EnforcementMode, select_enforcement
 from .executor import ExecutorPool, ExecutorUnavailable
 from .job_process import ColdProcess, JobProcess, WarmProcess
-from .joblog import JobLog
+from .job_user import DEFAULT_JOB_USER, JobUser, resolve_job_user
+from .joblog import MAX_LINE_BYTES, JobLog
 from .limits import JobLimits
 
 BOOTSTRAP = Path(__file__).with_name("bootstrap.py")
 POLL_SECONDS = 0.05
 PUMP_JOIN_SECONDS = 5.0
+DEFAULT_MAX_RESULT_BYTES = 64 * 1024 * 1024
+# Once the log is full, output is only counted, in reads this large.
+DRAIN_BYTES = 1024 * 1024
 
 
 class Ending(enum.Enum):
@@ -49,6 +60,8 @@ class ProcessOutcome:
     result: bytes | None  # tag byte + encoded value, when the call returned
     runtime: float
     peak_rss_mb: float
+    # Why the result the job wrote was not kept (too large, not a file it wrote).
+    refused_result: str | None = None
 
 
 def job_environment(limits: JobLimits, env_python: str, home: str) -> dict[str, str]:
@@ -66,9 +79,21 @@ def job_environment(limits: JobLimits, env_python: str, home: str) -> dict[str, 
 
 
 def _pump(stream: IO[bytes], log: JobLog) -> None:
-    for raw in iter(stream.readline, b""):
-        log.add(raw.decode("utf-8", errors="replace"))
+    # A line is read at most MAX_LINE_BYTES at a time and, once the log is full, output
+    # is only counted: a job printing gigabytes, or one endless line, costs no memory.
+    while not log.full and (raw := stream.readline(MAX_LINE_BYTES)):
+        truncated = len(raw) == MAX_LINE_BYTES and not raw.endswith(b"\n")
+        if truncated:
+            _skip_rest_of_line(stream)
+        log.add_output(raw.decode("utf-8", errors="replace"), truncated=truncated)
+    while chunk := stream.read1(DRAIN_BYTES):  # type: ignore[attr-defined]
+        log.drop(chunk.count(b"\n"))
     stream.close()
+
+
+def _skip_rest_of_line(stream: IO[bytes]) -> None:
+    while (rest := stream.readline(MAX_LINE_BYTES)) and not rest.endswith(b"\n"):
+        pass
 
 
 @dataclass
@@ -82,8 +107,13 @@ class JobFiles:
         return self.root / "call.json"
 
     @property
+    def out(self) -> Path:
+        """The job's own directory for its result (written to a temporary name first)."""
+        return self.root / "out"
+
+    @property
     def result(self) -> Path:
-        return self.root / "result.bin"
+        return self.out / "result.bin"
 
     @property
     def home(self) -> Path:
@@ -92,6 +122,49 @@ class JobFiles:
     @property
     def work_dir(self) -> Path:
         return self.root / "bundle"
+
+    def prepare(self, bundle_dir: Path, call: dict[str, Any], user: JobUser) -> None:
+        """Write the call, make the home and result directories and copy the bundle."""
+        self.root.chmod(0o711)  # the job may pass through, not list or change it
+        fd = os.open(self.call, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(call, handle)
+        self.home.mkdir(mode=0o700)
+        self.out.mkdir(mode=0o700)
+        # Each job works in its own copy, so one job's files never reach the next.
+        shutil.copytree(bundle_dir, self.work_dir, symlinks=False)
+        user.give([self.call, self.home, self.out])
+        user.give_tree(self.work_dir)
+
+
+def read_result(path: Path, user: JobUser, max_bytes: int) -> tuple[bytes | None, str | None]:
+    """The result the job wrote, or why it is refused; never reads more than `max_bytes`.
+
+    Returns:
+        (tag byte + encoded value, None), (None, None) when there is no result, or
+        (None, the reason it was refused).
+    """
+    try:
+        # Not a link (it could name any file the worker may read), and never blocking.
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except FileNotFoundError:
+        return None, None
+    except OSError:
+        return None, "its result is not a regular file"
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_uid != user.uid:
+            return None, "its result is not a regular file of its own"
+        if info.st_size - 1 > max_bytes:  # the tag byte is not part of the value
+            return None, _too_large(info.st_size - 1, max_bytes)
+        data = handle.read(max_bytes + 2)
+    if len(data) - 1 > max_bytes:  # it grew after the check
+        return None, _too_large(len(data) - 1, max_bytes)
+    return data, None
+
+
+def _too_large(size: int, max_bytes: int) -> str:
+    return f"its result of {size} bytes exceeds the {max_bytes} byte limit"
 
 
 def run_process(
@@ -104,6 +177,8 @@ def run_process(
     enforcement: str = EnforcementMode.AUTO,
     executors: ExecutorPool | None = None,
     abandon: threading.Event | None = None,
+    job_user: str | int | None = DEFAULT_JOB_USER,
+    max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES,
 ) -> ProcessOutcome:
     """Run `main(*args, **kwargs)` of the bundle under `limits`, logging its output.
 
@@ -113,26 +188,29 @@ def run_process(
             the bundle cannot be imported warm, the job starts a fresh interpreter.
         abandon: set by the caller when the attempt must stop at once (its claim on
             the job is gone); the process tree is ended and the outcome is `ABANDONED`.
+        job_user: the `JOB_USER` setting, a user name or uid: who the job runs as when
+            the worker is root (see `resolve_job_user`).
+        max_result_bytes: the largest encoded value kept; a larger one is refused
+            without being read (`refused_result`).
 
     Raises:
         EnforcementUnavailable: `cgroup` enforcement was asked for and the host has none.
+        ValueError: `job_user` names no unprivileged user of this machine.
     """
+    user = resolve_job_user(job_user)
     with (
         tempfile.TemporaryDirectory(prefix="compute-job-") as scratch,
         select_enforcement(enforcement).confine(limits) as confinement,
     ):
         files = JobFiles(Path(scratch))
-        files.call.write_text(json.dumps({"args": args or [], "kwargs": kwargs or {}}))
-        files.home.mkdir()
-        # Each job works in its own copy, so one job's files never reach the next.
-        shutil.copytree(bundle_dir, files.work_dir, symlinks=False)
+        files.prepare(bundle_dir, {"args": args or [], "kwargs": kwargs or {}}, user)
         env = job_environment(limits, env_python, str(files.home))
         started = time.monotonic()
         launched = None
         if executors is not None:
-            launched = _start_warm(executors, env_python, bundle_dir, env, files, limits, log)
+            launched = _start_warm(executors, env_python, bundle_dir, env, files, limits, log, user)
         if launched is None:
-            launched = _start_cold(env_python, env, files, limits, confinement, log)
+            launched = _start_cold(env_python, env, files, limits, confinement, log, user)
         process, pumps, release = launched
         confinement.attach(process)
         release()
@@ -140,11 +218,11 @@ def run_process(
         peak = confinement.peak_memory_mb()
         pumps.finish()
         runtime = time.monotonic() - started
-        result = files.result.read_bytes() if files.result.exists() else None
         exit_code = process.poll()
-    if ending is Ending.EXITED and exit_code != 0:
-        result = None
-    return ProcessOutcome(ending, exit_code, result, runtime, peak)
+        result, refused = None, None
+        if ending is Ending.EXITED and exit_code == 0:
+            result, refused = read_result(files.result, user, max_result_bytes)
+    return ProcessOutcome(ending, exit_code, result, runtime, peak, refused)
 
 
 class Pumps:
@@ -176,12 +254,14 @@ def _start_cold(
     limits: JobLimits,
     confinement: Confinement,
     log: JobLog,
+    user: JobUser,
 ) -> tuple[JobProcess, Pumps, Callable[[], None]]:
     cpu_set = limits.cpu_set()
 
     def child_setup() -> None:
         os.sched_setaffinity(0, cpu_set)
-        confinement.child_setup()
+        confinement.child_setup()  # as root: entering the job's cgroups needs it
+        user.become()
 
     popen = subprocess.Popen(
         [
@@ -205,13 +285,14 @@ def _start_cold(
     return ColdProcess(popen), pumps, lambda: None
 
 
-def _fifo_reader(path: Path) -> tuple[IO[bytes], int]:
-    """A blocking reader of a new FIFO, and a write end we hold so that it does not see
-    end-of-file before the job child has opened its own."""
+def _fifo_reader(path: Path, user: JobUser) -> tuple[IO[bytes], int]:
+    """A blocking reader of a new FIFO the job may write, and a write end we hold so that
+    it does not see end-of-file before the job child has opened its own."""
     os.mkfifo(path, 0o600)
     read_fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     hold_fd = os.open(path, os.O_WRONLY)
     os.set_blocking(read_fd, True)
+    user.give([path])
     return os.fdopen(read_fd, "rb"), hold_fd
 
 
@@ -223,14 +304,16 @@ def _start_warm(
     files: JobFiles,
     limits: JobLimits,
     log: JobLog,
+    user: JobUser,
 ) -> tuple[JobProcess, Pumps, Callable[[], None]] | None:
     try:
-        executor = executors.acquire(env_python, bundle_dir, env)
+        executor = executors.acquire(env_python, bundle_dir, env, user)
     except ExecutorUnavailable:
         return None  # the cold path reproduces the import error in the job's log
-    readers = [_fifo_reader(files.root / name) for name in ("stdout", "stderr")]
+    readers = [_fifo_reader(files.root / name, user) for name in ("stdout", "stderr")]
     gate = files.root / "gate"
     os.mkfifo(gate, 0o600)
+    user.give([gate])
     request = {
         "call": str(files.call),
         "result": str(files.result),

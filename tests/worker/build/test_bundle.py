@@ -12,18 +12,26 @@ import pytest
 from worker.build import BundleError, BundleLimits, unpack_bundle
 from worker.build.ziptail import declared_entry_count
 
-from .zips import ENTRYPOINT_SOURCE, bundle_zip, make_zip, special_entry, symlink_entry
+from .zips import ENTRYPOINT_SOURCE, bundle_zip, make_zip, special_entry, symlink_entry, tree
 
 
 @pytest.fixture
 def target(tmp_path: Path) -> Path:
+    """Where bundles unpack, with a sentinel directory beside it that must never change."""
+    sentinel = tmp_path / "sandbox" / "sentinel"
+    sentinel.mkdir(parents=True)
+    (sentinel / "keep.txt").write_bytes(b"untouched")
     return tmp_path / "sandbox" / "bundle"
 
 
 def refuse(data: bytes, target: Path, match: str, limits: BundleLimits | None = None) -> None:
+    """Unpacking `data` is refused for `match`, and nothing is written anywhere."""
+    outside = target.parent.parent
+    before = tree(outside)
     with pytest.raises(BundleError, match=match):
         unpack_bundle(data, target, limits)
     assert not target.exists(), "a refused bundle leaves nothing behind"
+    assert tree(outside) == before, "a refused bundle writes nothing outside its directory"
 
 
 def test_valid_bundle_unpacks_files_packages_and_data(target: Path) -> None:
@@ -77,6 +85,19 @@ def test_symlink_is_refused(target: Path) -> None:
     refuse(bundle_zip(symlink_entry("data/passwd", "/etc/passwd")), target, "symbolic link")
 
 
+@pytest.mark.parametrize("link", ["../sentinel", "../../sandbox/sentinel", "/tmp"])
+def test_writing_through_a_symlink_is_refused(target: Path, link: str) -> None:
+    # The link would make the next entry land in the sentinel directory.
+    data = bundle_zip(symlink_entry("data", link), ("data/keep.txt", b"overwritten"))
+    refuse(data, target, "symbolic link")
+    assert (target.parent / "sentinel" / "keep.txt").read_bytes() == b"untouched"
+
+
+def test_an_escape_after_valid_entries_writes_none_of_them(target: Path) -> None:
+    data = bundle_zip(("data/fine.txt", b"fine"), ("../sentinel/keep.txt", b"overwritten"))
+    refuse(data, target, "'..'")
+
+
 @pytest.mark.parametrize("file_type", [stat.S_IFIFO, stat.S_IFCHR, stat.S_IFBLK, stat.S_IFSOCK])
 def test_special_files_are_refused(target: Path, file_type: int) -> None:
     refuse(bundle_zip(special_entry("data/odd", file_type)), target, "special file")
@@ -102,8 +123,24 @@ def test_zip_bomb_is_refused_by_ratio(target: Path) -> None:
     refuse(bomb, target, "compression ratio")
 
 
+def test_zip_bomb_of_many_small_entries_is_refused_by_total_ratio(target: Path) -> None:
+    # Each entry is small enough to be exempt from the per-entry ratio; together they
+    # would inflate 150 kB into 200 MB.
+    megabyte_of_zeros = bytes(1024 * 1024)
+    bomb = bundle_zip(*[(f"data/{n}.bin", megabyte_of_zeros) for n in range(200)])
+    assert len(bomb) < 250_000
+    refuse(bomb, target, "unpacks to 209,715,[0-9]+ bytes from .*compression ratio of")
+
+
 def test_small_repetitive_files_are_not_taken_for_bombs(target: Path) -> None:
     assert unpack_bundle(bundle_zip(("data/zeros.bin", bytes(512 * 1024))), target).files == 2
+
+
+def test_ordinary_compressible_code_is_accepted(target: Path) -> None:
+    # Source text compresses well, far below the ratio cap.
+    source = b"".join(b"def function_%d(x):\n    return x + %d\n\n" % (n, n) for n in range(60_000))
+    assert len(source) > 2 * 1024 * 1024
+    assert unpack_bundle(bundle_zip(("pkg/big.py", source)), target).files == 2
 
 
 def test_total_size_caps(target: Path) -> None:
@@ -129,6 +166,22 @@ def test_100000_entries_are_refused_quickly_without_extracting(target: Path) -> 
     started = time.perf_counter()
     refuse(buffer.getvalue(), target, "100,001 entries; the limit is 10,000")
     assert time.perf_counter() - started < 0.1
+
+
+def test_an_end_record_that_understates_the_count_is_caught(target: Path) -> None:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("__dlentrypoint__.py", ENTRYPOINT_SOURCE)
+        for number in range(100_000):
+            archive.writestr(f"f{number}", b"")
+    data = bytearray(buffer.getvalue())
+    # Claim one entry in the Zip64 end record and in the classic one.
+    zip64_end = data.rindex(b"PK\x06\x06")
+    struct.pack_into("<QQ", data, zip64_end + 24, 1, 1)
+    end = data.rindex(b"PK\x05\x06")
+    struct.pack_into("<HH", data, end + 8, 1, 1)
+    assert declared_entry_count(io.BytesIO(bytes(data))) == 1
+    refuse(bytes(data), target, "100,001 entries; the limit is 10,000")
 
 
 def test_entry_count_is_checked_on_the_parsed_directory_too(target: Path) -> None:

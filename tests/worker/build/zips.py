@@ -1,11 +1,15 @@
-"""Zip archives for bundle tests, including the malformed and hostile kinds."""
+"""Zip archives for bundle tests, including the malformed and hostile kinds, and a way to
+see everything unpacking one left on disk."""
 
 from __future__ import annotations
 
+import hashlib
 import io
+import os
 import stat
 import warnings
 import zipfile
+from pathlib import Path
 
 ENTRYPOINT_SOURCE = b"def main(x):\n    return x * 2\n"
 
@@ -39,3 +43,19 @@ def special_entry(name: str, file_type: int, data: bytes = b"") -> tuple[zipfile
 
 def symlink_entry(name: str, target: str) -> tuple[zipfile.ZipInfo, bytes]:
     return special_entry(name, stat.S_IFLNK, target.encode())
+
+
+def tree(root: Path) -> dict[str, str]:
+    """Every path under `root` (links not followed), with a file's hash or a link's target."""
+    found: dict[str, str] = {}
+    for directory, names, files in os.walk(root):
+        for name in names + files:
+            path = Path(directory) / name
+            if path.is_symlink():
+                found[str(path.relative_to(root))] = f"link to {os.readlink(path)}"
+            elif path.is_file():
+                digest = hashlib.sha256(path.read_bytes()).hexdigest()
+                found[str(path.relative_to(root))] = f"file {digest}"
+            else:
+                found[str(path.relative_to(root))] = "directory"
+    return found

@@ -1,7 +1,12 @@
-"""Run job processes directly: the running interpreter, a bundle written per test, no Celery."""
+"""Run job processes directly: a bundle written per test, no Celery.
+
+Jobs run as the job user when the tests run as root, as the worker would: their bundles
+live in `tmp_path`, which that user can read, and their interpreter is one it can run.
+"""
 
 from __future__ import annotations
 
+import functools
 import socket
 import sys
 import textwrap
@@ -9,17 +14,33 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
 
+from worker.build import InterpreterRegistry
 from worker.execution.cgroups import PARENT_NAME, CgroupSupport, probe_cgroups
-from worker.execution.joblog import JobLog
+from worker.execution.job_user import resolve_job_user
+from worker.execution.joblog import DEFAULT_MAX_BYTES, JobLog
 from worker.execution.limits import JobLimits
 from worker.execution.process import ProcessOutcome, run_process
 
 SUPPORT = probe_cgroups()
 NO_CGROUPS = "this host offers no usable cgroup hierarchy (unprivileged or not delegated)"
+JOB_USER = resolve_job_user()
+
+
+@functools.cache
+def job_python() -> str:
+    """An interpreter the job user can run: of this Python's version where one is found."""
+    if not JOB_USER.switches:
+        return sys.executable
+    registry = InterpreterRegistry(runs_as=(JOB_USER.uid, JOB_USER.gid))
+    found = registry.interpreters()
+    if not found:
+        pytest.skip(f"no Python interpreter here that {JOB_USER.name} can run")
+    return str(found.get(sys.version_info.minor, next(iter(found.values()))).path)
 
 
 @dataclass
@@ -67,7 +88,8 @@ def survivors(marker: str) -> list[psutil.Process]:
 
 @pytest.fixture
 def run(tmp_path: Path) -> Runner:
-    """Run `source`'s `main(*args)` as a job under the given limits and enforcement mode."""
+    """Run `source`'s `main(*args)` as a job under the given limits and enforcement mode;
+    `options` go to `run_process`."""
 
     def runner(
         source: str,
@@ -78,13 +100,15 @@ def run(tmp_path: Path) -> Runner:
         timeout: float = 30,
         grace: float = 1,
         max_processes: int = 512,
+        log_bytes: int = DEFAULT_MAX_BYTES,
+        **options: Any,
     ) -> Ran:
         bundle = tmp_path / f"bundle-{uuid.uuid4().hex[:8]}"
         bundle.mkdir()
         (bundle / "__dlentrypoint__.py").write_text(textwrap.dedent(source))
         limits = JobLimits(cpus, memory_mb, timeout, grace, max_processes)
-        log = JobLog()
-        outcome = run_process(sys.executable, bundle, list(args), {}, limits, log, mode)
+        log = JobLog(log_bytes)
+        outcome = run_process(job_python(), bundle, list(args), {}, limits, log, mode, **options)
         return Ran(outcome, log.to_bytes().decode())
 
     return runner

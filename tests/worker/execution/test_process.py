@@ -1,4 +1,5 @@
-"""Jobs are held to their limits: memory, CPU share, processes and timeout, whole tree included."""
+"""Jobs are held to their limits: memory, CPU share, processes and timeout, whole tree
+included, and the size of their log and result."""
 
 from __future__ import annotations
 
@@ -7,9 +8,12 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
+
+import pytest
 
 from tests.worker.execution.conftest import Runner, cgroup_support, survivors
-from worker.execution.process import Ending
+from worker.execution.process import DEFAULT_MAX_RESULT_BYTES, Ending
 
 ALLOCATE = """
 def main(megabytes):
@@ -220,3 +224,86 @@ def test_fork_bomb_is_held_to_its_process_limit_and_killed(run: Runner, marker: 
     assert survivors(marker) == []
     # The machine is fine: a new process starts and runs at once.
     assert subprocess.run([sys.executable, "-c", "print(1)"], timeout=10).returncode == 0
+
+
+RETURNS_BYTES = """
+def main(size):
+    return bytes(size)
+"""
+
+# The worker reads the result from ../out/result.bin, beside the job's copy of the
+# bundle; a job can put anything there and exit without a value of its own.
+PLANTS_RESULT = """
+import os
+
+def main(kind, target):
+    path = os.path.join("..", "out", "result.bin")
+    if kind == "sparse":
+        with open(path, "wb") as handle:
+            handle.truncate(target)
+    elif kind == "link":
+        os.symlink(target, path)
+    elif kind == "fifo":
+        os.mkfifo(path)
+    os._exit(0)
+"""
+
+PRINTS_LINES = """
+def main(count, length):
+    line = "z" * (length - 1)
+    for _ in range(count):
+        print(line)
+"""
+
+
+def test_a_result_past_the_limit_is_refused(run: Runner, mode: str) -> None:
+    ran = run(RETURNS_BYTES, 2048, mode=mode, max_result_bytes=1024)
+    assert ran.outcome.ending is Ending.EXITED and ran.outcome.exit_code == 0
+    assert ran.outcome.result is None
+    assert ran.outcome.refused_result == "its result of 2048 bytes exceeds the 1024 byte limit"
+
+
+def test_a_result_at_the_limit_is_kept(run: Runner) -> None:
+    ran = run(RETURNS_BYTES, 1024, max_result_bytes=1024)
+    assert ran.outcome.result == b"b" + bytes(1024)
+    assert ran.outcome.refused_result is None
+
+
+def test_a_terabyte_result_file_is_refused_without_reading_it(run: Runner) -> None:
+    size = 2**40  # sparse: it takes no disk, but reading it would take hours
+    started = time.monotonic()
+    ran = run(PLANTS_RESULT, "sparse", size)
+    assert ran.outcome.refused_result == (
+        f"its result of {size - 1} bytes exceeds the {DEFAULT_MAX_RESULT_BYTES} byte limit"
+    )
+    assert time.monotonic() - started < 10
+
+
+def test_a_result_linked_to_another_file_is_not_followed(run: Runner, tmp_path: Path) -> None:
+    secret = tmp_path / "worker-only"
+    secret.write_text("the worker's secret")
+    secret.chmod(0o600)
+    ran = run(PLANTS_RESULT, "link", str(secret))
+    assert ran.outcome.result is None
+    assert ran.outcome.refused_result == "its result is not a regular file"
+
+
+def test_a_fifo_for_a_result_does_not_block_the_worker(run: Runner) -> None:
+    started = time.monotonic()
+    ran = run(PLANTS_RESULT, "fifo", "")
+    assert ran.outcome.refused_result == "its result is not a regular file of its own"
+    assert time.monotonic() - started < 10
+
+
+@pytest.mark.parametrize("length", [100, 300_000])
+def test_output_past_the_log_cap_is_counted_not_kept(run: Runner, mode: str, length: int) -> None:
+    count, cap = (50_000, 2**20) if length == 100 else (40, 256 * 1024)
+    ran = run(PRINTS_LINES, count, length, mode=mode, log_bytes=cap)
+    assert ran.outcome.ending is Ending.EXITED and ran.outcome.exit_code == 0
+    lines = [json.loads(line)["log"] for line in ran.log.splitlines()]
+    kept = len(lines) - 1
+    assert 0 < kept < count
+    assert len(ran.log.encode()) <= cap + 1024
+    assert lines[-1] == f"[log truncated: {count - kept} more lines were dropped after {cap} bytes]"
+    if length > 64 * 1024:  # each line read is cut to the longest a log line may be
+        assert lines[0].endswith(" [line truncated]")

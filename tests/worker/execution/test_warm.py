@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 import textwrap
 import time
 from collections.abc import Iterator
@@ -16,7 +15,7 @@ from worker.execution.joblog import JobLog
 from worker.execution.limits import JobLimits
 from worker.execution.process import Ending, ProcessOutcome, run_process
 
-from .conftest import survivors
+from .conftest import job_python, survivors
 
 ENTRYPOINT = """
 import os, sys, time
@@ -70,7 +69,7 @@ def run_warm(
 ) -> tuple[ProcessOutcome, str]:
     log = JobLog()
     limits = JobLimits(1, memory_mb, timeout, 1.0)
-    outcome = run_process(sys.executable, bundle, list(args), {}, limits, log, executors=pool)
+    outcome = run_process(job_python(), bundle, list(args), {}, limits, log, executors=pool)
     return outcome, log.to_bytes().decode()
 
 
