@@ -108,7 +108,15 @@ class InterpreterRegistry:
         except ImageError as error:
             raise ImageError(f"{error}; available images: {available}") from None
         if minor not in self.interpreters():
-            raise ImageError(f"image {image!r} is not available; available images: {available}")
+            hint = ""
+            if self._runs_as is not None:
+                hint = (
+                    f" (only interpreters the job user, uid {self._runs_as[0]}, can run are "
+                    "offered: one under a home directory closed to other users is not)"
+                )
+            raise ImageError(
+                f"image {image!r} is not available; available images: {available}{hint}"
+            )
         return self.interpreters()[minor]
 
     def _discover(self) -> dict[int, Interpreter]:
