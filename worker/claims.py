@@ -120,16 +120,27 @@ def renew_lease(connection: sa.Connection, claim: Claim, lease_seconds: float) -
 
 def _end_attempt(session: Session, claim: Claim, status: JobStatus, **values: object) -> bool:
     """Move the claimed job from running to `status`, if this attempt still owns it."""
+    return _leave_running(session, _fenced(claim), claim.function_id, status, **values)
+
+
+def _leave_running(
+    session: Session,
+    fence: sa.ColumnElement[bool],
+    function_id: str,
+    status: JobStatus,
+    **values: object,
+) -> bool:
+    """Move the job matching `fence` from running to `status`, giving back its slot."""
     done = session.execute(
         sa.update(Job)
-        .where(_fenced(claim))
+        .where(fence)
         .values(status=status.value, lease_owner=None, lease_expires_at=None, **values)
         .execution_options(synchronize_session=False)
     )
     if done.rowcount != 1:
         session.rollback()
         return False
-    record_job_changes(session, claim.function_id, {JobStatus.RUNNING: -1, status: 1})
+    record_job_changes(session, function_id, {JobStatus.RUNNING: -1, status: 1})
     session.commit()
     return True
 
@@ -168,6 +179,9 @@ class LostAttempt:
     attempt: int
     lease_owner: str
     lost_count: int
+    # Found by its lease running out (rather than its owner process found dead): it is
+    # recovered only if the lease is still out, so a renewal in between keeps the attempt.
+    lease_ran_out: bool = False
 
 
 def recover_lost_attempt(
@@ -175,8 +189,8 @@ def recover_lost_attempt(
 ) -> JobStatus | None:
     """End an attempt whose worker was lost: pending again, or failed past the budget.
 
-    Fenced like a finish, so an attempt that renewed its lease or finished since it was
-    found is left alone (None). The function's concurrency slot is given back.
+    Fenced like a finish, so an attempt that finished since it was found, or renewed the
+    lease it was found without, is left alone (None). The function's slot is given back.
     """
     now = utcnow()
     lost_count = lost.lost_count + 1
@@ -190,21 +204,11 @@ def recover_lost_attempt(
     else:
         status = JobStatus.PENDING
         values = {"error": reason, "enqueued_at": now}
-    done = session.execute(
-        sa.update(Job)
-        .where(_attempt_is(lost.job_id, lost.attempt, lost.lease_owner))
-        .values(
-            status=status.value,
-            lease_owner=None,
-            lease_expires_at=None,
-            lost_count=lost_count,
-            **values,
-        )
-        .execution_options(synchronize_session=False)
-    )
-    if done.rowcount != 1:
-        session.rollback()
+    fence = _attempt_is(lost.job_id, lost.attempt, lost.lease_owner)
+    if lost.lease_ran_out:
+        fence = sa.and_(fence, Job.lease_expires_at < now)
+    if not _leave_running(
+        session, fence, lost.function_id, status, lost_count=lost_count, **values
+    ):
         return None
-    record_job_changes(session, lost.function_id, {JobStatus.RUNNING: -1, status: 1})
-    session.commit()
     return status

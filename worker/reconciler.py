@@ -283,7 +283,11 @@ def _attempts_with_expired_leases(now: dt.datetime, exclude: set[str]) -> list[L
         .where(Job.status == JobStatus.RUNNING.value, Job.lease_expires_at < now)
         .limit(RECOVERY_BATCH)
     ).all()
-    return [LostAttempt(*row) for row in rows if row.id not in exclude and row.lease_owner]
+    return [
+        LostAttempt(*row, lease_ran_out=True)
+        for row in rows
+        if row.id not in exclude and row.lease_owner
+    ]
 
 
 def _process_is_gone(lease_owner: str, claimed_at: dt.datetime | None) -> bool:

@@ -6,6 +6,7 @@ expires, and which messages it publishes again.
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,15 +20,16 @@ from api.auth import get_or_create_user
 from api.dispatch import function_queue, publisher, publishing_key
 from api.extensions import db
 from api.jobstore import insert_jobs
-from api.models import BuildState, Function, Job
+from api.models import BuildState, Function, Job, utcnow
 from compute.statuses import JobStatus
 from tests.conftest import ApiServer, running_api
 from tests.redis_databases import claimed_redis_url
 from worker.broker_scan import job_id_of
-from worker.claims import claim_job
+from worker.claims import LostAttempt, claim_job, recover_lost_attempt
 from worker.reconciler import LOCK_KEY, Reconciler, ReconcilerSettings, SweepReport
 
 LEASE_SECONDS = 1.0
+HOUR = dt.timedelta(hours=1)
 
 
 @dataclass
@@ -198,3 +200,20 @@ def test_jobs_younger_than_the_grace_are_left_to_their_publish(bench: Bench) -> 
     bench.pending_jobs(function_id, 3)
     assert bench.sweep().republished == 0
     assert bench.queued(function_id) == []
+
+
+def test_a_lease_renewed_after_it_was_found_out_is_kept(bench: Bench) -> None:
+    (job_id,) = bench.pending_jobs(bench.function(), 1)
+    _claim(bench, job_id, "elsewhere.example:10", lease_seconds=0.01)
+    time.sleep(0.05)
+    job = bench.job(job_id)
+    found = LostAttempt(
+        job_id, job.function_id, job.attempt, job.lease_owner, 0, lease_ran_out=True
+    )
+    with bench.server.app.app_context():
+        db.session.execute(
+            sa.update(Job).where(Job.id == job_id).values(lease_expires_at=utcnow() + HOUR)
+        )
+        db.session.commit()
+        assert recover_lost_attempt(db.session, found, 3, "lost") is None
+    assert bench.job(job_id).status == JobStatus.RUNNING
