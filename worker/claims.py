@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import os
+import socket
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -20,6 +22,22 @@ from sqlalchemy.orm import Session
 from api.counters import record_job_changes, status_update_values
 from api.models import BuildState, Function, Job, utcnow
 from compute.statuses import JobStatus
+
+
+def worker_identity() -> str:
+    """This worker process as a lease owner: `host:pid`."""
+    return f"{local_owner_prefix()}{os.getpid()}"
+
+
+def local_owner_prefix() -> str:
+    """What the lease owners of every worker process of this host start with."""
+    return f"{socket.gethostname()}:"
+
+
+def owner_pid(lease_owner: str) -> int | None:
+    """The process id a lease owner names, if it names one."""
+    pid = lease_owner.rpartition(":")[2]
+    return int(pid) if pid.isdigit() else None
 
 
 class ClaimRefusal(enum.Enum):
@@ -182,6 +200,13 @@ class LostAttempt:
     # Found by its lease running out (rather than its owner process found dead): it is
     # recovered only if the lease is still out, so a renewal in between keeps the attempt.
     lease_ran_out: bool = False
+
+    @classmethod
+    def of(cls, claim: Claim) -> LostAttempt:
+        """The claim's own attempt, as one to give back."""
+        return cls(
+            claim.job_id, claim.function_id, claim.attempt, claim.lease_owner, claim.lost_count
+        )
 
 
 def recover_lost_attempt(

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import enum
 import logging
-import os
-import socket
 from dataclasses import dataclass
 
 from flask import current_app
@@ -28,6 +26,7 @@ from .claims import (
     finish_job,
     recover_lost_attempt,
     release_for_retry,
+    worker_identity,
 )
 from .execution.executor import ExecutorPool
 from .execution.joblog import JobLog
@@ -38,7 +37,6 @@ from .workspace import prepare_function
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_LEASE_SECONDS = 15.0
 # Warm executors of this worker process (each Celery pool process has its own).
 EXECUTORS = ExecutorPool()
 RESULT_TAG_NONE = b"n"
@@ -59,10 +57,6 @@ class Verdict:
     retryable: bool
 
 
-def worker_identity() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
 def judge(outcome: ProcessOutcome, limits: JobLimits) -> Verdict:
     """Map how the process ended to the job's status and whether a retry may follow."""
     if outcome.ending is Ending.TIMED_OUT:
@@ -81,7 +75,7 @@ def judge(outcome: ProcessOutcome, limits: JobLimits) -> Verdict:
 
 def run_attempt(job_id: str) -> AttemptResult:
     """Claim `job_id` and run one attempt of it in this worker."""
-    lease_seconds = float(current_app.config.get("JOB_LEASE_SECONDS") or DEFAULT_LEASE_SECONDS)
+    lease_seconds = float(current_app.config["JOB_LEASE_SECONDS"])
     job = db.session.get(Job, job_id)
     if job is None:
         return AttemptResult.SKIPPED
@@ -116,11 +110,8 @@ def _give_back(claim: Claim, reason: str) -> AttemptResult:
     Without this the job would wait for its lease to run out to be found lost.
     """
     db.session.rollback()
-    lost = LostAttempt(
-        claim.job_id, claim.function_id, claim.attempt, claim.lease_owner, claim.lost_count
-    )
-    budget = int(current_app.config.get("LOST_WORKER_RETRIES", 3))
-    status = recover_lost_attempt(db.session, lost, budget, reason)
+    budget = int(current_app.config["LOST_WORKER_RETRIES"])
+    status = recover_lost_attempt(db.session, LostAttempt.of(claim), budget, reason)
     if status is JobStatus.PENDING:
         return AttemptResult.RETRY
     return AttemptResult.DONE if status is not None else AttemptResult.SKIPPED

@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
-import socket
 import threading
 import time
 from collections import defaultdict
@@ -52,7 +50,13 @@ from api.models import BuildState, Function, Job, utcnow
 from compute.statuses import JobStatus
 
 from .broker_scan import delivered_job_ids, waiting_count, waiting_job_ids
-from .claims import LostAttempt, recover_lost_attempt
+from .claims import (
+    LostAttempt,
+    local_owner_prefix,
+    owner_pid,
+    recover_lost_attempt,
+    worker_identity,
+)
 from .execution.cgroups import remove_stale
 from .execution.enforcement import select_enforcement
 
@@ -75,12 +79,12 @@ class ReconcilerSettings:
     @classmethod
     def from_config(cls, config: Any) -> ReconcilerSettings:
         return cls(
-            lease_seconds=float(config.get("JOB_LEASE_SECONDS") or 15),
-            lost_worker_retries=int(config.get("LOST_WORKER_RETRIES", 3)),
-            interval_seconds=float(config.get("RECONCILE_INTERVAL_SECONDS", 5.0)),
-            republish_grace_seconds=float(config.get("REPUBLISH_GRACE_SECONDS", 5.0)),
-            build_timeout_seconds=float(config.get("BUILD_TIMEOUT_SECONDS", 900)),
-            enforcement=config.get("RESOURCE_ENFORCEMENT", "auto"),
+            lease_seconds=float(config["JOB_LEASE_SECONDS"]),
+            lost_worker_retries=int(config["LOST_WORKER_RETRIES"]),
+            interval_seconds=float(config["RECONCILE_INTERVAL_SECONDS"]),
+            republish_grace_seconds=float(config["REPUBLISH_GRACE_SECONDS"]),
+            build_timeout_seconds=float(config["BUILD_TIMEOUT_SECONDS"]),
+            enforcement=config["RESOURCE_ENFORCEMENT"],
         )
 
 
@@ -171,7 +175,7 @@ class Reconciler:
 
     def _attempts_of_dead_local_workers(self) -> list[LostAttempt]:
         """Running attempts claimed by worker processes of this host that have died."""
-        prefix = f"{socket.gethostname()}:"
+        prefix = local_owner_prefix()
         rows = db.session.execute(
             sa.select(
                 Job.id,
@@ -201,9 +205,8 @@ class Reconciler:
 
     def _take_lock(self) -> bool:
         client = broker_client(self.celery.conf.broker_url)
-        owner = f"{socket.gethostname()}:{os.getpid()}"
         ttl_ms = max(100, int(self.settings.interval_seconds * 1000 * 0.9))
-        return bool(client.set(LOCK_KEY, owner, nx=True, px=ttl_ms))
+        return bool(client.set(LOCK_KEY, worker_identity(), nx=True, px=ttl_ms))
 
     def _republish_missing_jobs(self, report: SweepReport) -> None:
         functions = db.session.execute(
@@ -292,11 +295,11 @@ def _attempts_with_expired_leases(now: dt.datetime, exclude: set[str]) -> list[L
 
 def _process_is_gone(lease_owner: str, claimed_at: dt.datetime | None) -> bool:
     """Whether the local process named by `host:pid` no longer runs the claimed attempt."""
-    pid_text = lease_owner.rpartition(":")[2]
-    if not pid_text.isdigit():
+    pid = owner_pid(lease_owner)
+    if pid is None:
         return False
     try:
-        process = psutil.Process(int(pid_text))
+        process = psutil.Process(pid)
         if process.status() == psutil.STATUS_ZOMBIE:
             return True
         created = process.create_time()

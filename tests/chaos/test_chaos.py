@@ -29,6 +29,7 @@ import compute
 from compute import Function
 from tests.chaos import jobs
 from tests.chaos.conftest import WORKER_PROCESSES, ChaosStack
+from worker.claims import owner_pid
 
 RUN_LIMIT_SECONDS = 1200
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(RUN_LIMIT_SECONDS + 300)]
@@ -105,7 +106,7 @@ def kill_a_busy_pool_process(stack: ChaosStack, faults: Faults, killed: set[int]
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         owners = query(stack, "SELECT lease_owner FROM jobs WHERE status = 'running'")
-        busy = [int(owner.rpartition(":")[2]) for (owner,) in owners if owner]
+        busy = [owner_pid(owner) for (owner,) in owners if owner]
         victims = [pid for pid in busy if pid in pool]
         if victims:
             os.kill(victims[0], signal.SIGKILL)

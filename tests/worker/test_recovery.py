@@ -24,7 +24,7 @@ from tests.conftest import ApiClient
 from tests.worker import functions
 from tests.worker.conftest import JOB_LEASE_SECONDS, ExecutionStack
 from tests.worker.support import job_log, wait_for_job, wait_until
-from worker.claims import Claim, claim_job
+from worker.claims import Claim, claim_job, owner_pid
 
 # Recovery of a lease that ran out: its expiry, a sweep, and the run itself.
 RECOVERY_SECONDS = JOB_LEASE_SECONDS + 30
@@ -51,7 +51,9 @@ def _running_attempt(stack: ExecutionStack, job_id: str, attempt: int) -> dict[s
 
 
 def _owner_pid(row: dict[str, Any]) -> int:
-    return int(row["lease_owner"].rpartition(":")[2])
+    pid = owner_pid(row["lease_owner"])
+    assert pid is not None
+    return pid
 
 
 def _unpublished_job(stack: ExecutionStack, fn: Function, args: list[Any]) -> str:

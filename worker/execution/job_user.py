@@ -47,10 +47,13 @@ class JobUser:
         the user; `no_new_privs` keeps a setuid binary from handing any of it back.
         """
         if self.switches:
-            os.setgroups([])
-            os.setgid(self.gid)
-            os.setuid(self.uid)
+            self._switch()
         forbid_new_privileges()
+
+    def _switch(self) -> None:
+        os.setgroups([])
+        os.setgid(self.gid)
+        os.setuid(self.uid)
 
     def give(self, paths: Iterable[Path]) -> None:
         """Make `paths` the job's own, so that it can write them once it has switched."""
@@ -74,9 +77,7 @@ class JobUser:
         pid = os.fork()
         if pid == 0:  # pragma: no cover - the child only makes system calls, then exits
             try:
-                os.setgroups([])
-                os.setgid(self.gid)
-                os.setuid(self.uid)
+                self._switch()
                 os._exit(0 if os.access(directory, os.X_OK) else 1)
             finally:
                 os._exit(2)
