@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from .job_user import JobUser
+from .runtime import EXECUTOR_MAIN, job_script
 
-EXECUTOR_MAIN = Path(__file__).with_name("executor_main.py")
 START_TIMEOUT_SECONDS = 60.0
 MAX_JOBS_PER_EXECUTOR = 1000
 MAX_IDLE_SECONDS = 600.0
@@ -47,7 +47,7 @@ class WarmExecutor:
         cls, env_python: str, bundle_dir: Path, env: dict[str, str], user: JobUser
     ) -> WarmExecutor:
         process = subprocess.Popen(
-            [env_python, "-I", str(EXECUTOR_MAIN), str(bundle_dir)],
+            [env_python, "-I", str(job_script(EXECUTOR_MAIN)), str(bundle_dir)],
             cwd=bundle_dir,
             env=env,
             stdin=subprocess.PIPE,

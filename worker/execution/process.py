@@ -35,8 +35,8 @@ from .job_process import ColdProcess, JobProcess, WarmProcess
 from .job_user import DEFAULT_JOB_USER, JobUser, resolve_job_user
 from .joblog import MAX_LINE_BYTES, JobLog
 from .limits import JobLimits
+from .runtime import BOOTSTRAP, job_script
 
-BOOTSTRAP = Path(__file__).with_name("bootstrap.py")
 POLL_SECONDS = 0.05
 PUMP_JOIN_SECONDS = 5.0
 DEFAULT_MAX_RESULT_BYTES = 64 * 1024 * 1024
@@ -267,7 +267,7 @@ def _start_cold(
         [
             env_python,
             "-I",
-            str(BOOTSTRAP),
+            str(job_script(BOOTSTRAP)),
             str(files.work_dir),
             str(files.call),
             str(files.result),
