@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from celery.signals import worker_process_init, worker_ready, worker_shutdown
+from celery.signals import worker_init, worker_process_init, worker_ready, worker_shutdown
 
 from api.dispatch import function_queue
 from api.extensions import db
@@ -14,12 +14,19 @@ from api.extensions import db
 from .celery_app import app, flask_app
 from .execution.job_user import describe_job_user
 from .execution.limits import describe_enforcement
+from .execution.runtime import scripts_directory
 from .queues import active_function_ids
 from .reconciler import Reconciler, ReconcilerSettings
 
 logger = logging.getLogger(__name__)
 
 _reconcilers: list[Reconciler] = []
+
+
+@worker_init.connect
+def on_worker_init(**_: Any) -> None:
+    # Before the pool forks: every pool process starts jobs from one copy, removed at exit.
+    scripts_directory()
 
 
 @worker_ready.connect

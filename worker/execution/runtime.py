@@ -24,11 +24,12 @@ EXECUTOR_MAIN = HERE / "executor_main.py"  # loads bootstrap.py from beside itse
 
 def job_script(source: Path) -> Path:
     """Where the job user runs `source` (one of the scripts above) from."""
-    return _scripts_directory() / source.name
+    return scripts_directory() / source.name
 
 
 @functools.cache
-def _scripts_directory() -> Path:
+def scripts_directory() -> Path:
+    """The copy of this worker process; made before the pool forks, it serves them all."""
     directory = Path(tempfile.mkdtemp(prefix="compute-runtime-"))
     for source in (BOOTSTRAP, EXECUTOR_MAIN):
         shutil.copyfile(source, directory / source.name)
