@@ -16,7 +16,7 @@ from sqlalchemy.engine import make_url
 
 ENV_PREFIX = "COMPUTE"
 SECRET_FILE_NAME = "secret.key"
-# Jobs run as another user (JOB_USER) and must pass through the data directory to the
+# Jobs run as other users (JOB_UID_BASE) and must pass through the data directory to the
 # work directory below it, but may not list it; what it holds is private to the service.
 DATA_DIR_MODE = 0o711
 SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
@@ -67,9 +67,17 @@ def defaults(data_dir: Path) -> dict[str, Any]:
         "RESOURCE_ENFORCEMENT": "auto",
         # Keep a process per function that imported its code, forking one per job.
         "WARM_EXECUTORS": True,
-        # The user (name or uid) a worker running as root runs every job as, so user code
-        # cannot read the service's secrets; a worker that is not root runs jobs as itself.
-        "JOB_USER": "nobody",
+        # A worker running as root runs each job and each warm executor as a uid of its
+        # own from this range (no passwd entries needed), so user code can read neither
+        # the service's secrets nor another job's processes and files; a worker that is
+        # not root runs jobs as itself.
+        "JOB_UID_BASE": 200_000,
+        "JOB_UID_COUNT": 1000,
+        # Where job uids may connect: "outbound" (anywhere but the worker host's own and
+        # link-local addresses), "none", or a comma-separated allow-list of CIDRs.
+        "JOB_NETWORK": "outbound",
+        # What one job may write to its scratch space (home, bundle copy, /tmp).
+        "JOB_DISK_MB": 10240,
         # The largest return value a job may store; a larger one fails the job unread.
         "MAX_RESULT_BYTES": 64 * 1024 * 1024,
     }

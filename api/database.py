@@ -7,12 +7,17 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Flask
 
+from .json_input import load_stored
+
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
 def configure_engine(app: Flask) -> None:
     """Engine options that let the API and workers share one database safely."""
     options: dict[str, Any] = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
+    # Every JSON column is read through the one checked reader: a row holding a value too
+    # deep to load must not make each list or delete that meets it fail.
+    options.setdefault("json_deserializer", load_stored)
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         options.setdefault("connect_args", {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
     else:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 from flask import current_app
 
@@ -29,6 +30,7 @@ from .claims import (
     worker_identity,
 )
 from .execution.executor import ExecutorPool
+from .execution.job_user import job_identities
 from .execution.joblog import JobLog
 from .execution.limits import JobLimits
 from .execution.process import Ending, ProcessOutcome, run_process
@@ -65,6 +67,12 @@ def judge(outcome: ProcessOutcome, limits: JobLimits) -> Verdict:
         )
     if outcome.ending is Ending.OUT_OF_MEMORY:
         return Verdict(JobStatus.FAILURE, f"exceeded its {limits.memory_mb} MB memory limit", True)
+    if outcome.ending is Ending.DISK_EXCEEDED:
+        return Verdict(
+            JobStatus.FAILURE,
+            f"wrote more than its {limits.disk_mb} MB of scratch space (COMPUTE_JOB_DISK_MB)",
+            True,
+        )
     if outcome.refused_result is not None:
         # Final: the same call would return the same value again.
         return Verdict(JobStatus.FAILURE, outcome.refused_result, False)
@@ -86,7 +94,8 @@ def run_attempt(job_id: str) -> AttemptResult:
         cpus=function.cpus,
         memory_mb=function.memory,
         timeout_seconds=function.timeout,
-        kill_grace_seconds=current_app.config.get("KILL_GRACE_SECONDS", 5.0),
+        kill_grace_seconds=current_app.config["KILL_GRACE_SECONDS"],
+        disk_mb=int(current_app.config["JOB_DISK_MB"]),
     )
     retry_count = function.retry_count
     claim = claim_job(db.session, job_id, worker_identity(), lease_seconds)
@@ -142,8 +151,9 @@ def _run_claimed(
         enforcement=current_app.config["RESOURCE_ENFORCEMENT"],
         executors=EXECUTORS if current_app.config["WARM_EXECUTORS"] else None,
         abandon=heartbeat.lost,
-        job_user=current_app.config["JOB_USER"],
+        identities=job_identities(current_app.config),
         max_result_bytes=current_app.config["MAX_RESULT_BYTES"],
+        scratch_root=Path(current_app.config["WORK_DIR"]) / "jobs",
     )
     if outcome.ending is Ending.ABANDONED or heartbeat.lost.is_set():
         # Another attempt owns the job now; its log and outcome are its own.

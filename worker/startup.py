@@ -4,6 +4,7 @@ and start its reconciler; what each pool process does when it is forked."""
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 from celery.signals import worker_init, worker_process_init, worker_ready, worker_shutdown
@@ -12,8 +13,9 @@ from api.dispatch import function_queue
 from api.extensions import db
 
 from .celery_app import app, flask_app
-from .execution.job_user import describe_job_user
+from .execution.job_user import describe_job_identities, job_identities
 from .execution.limits import describe_enforcement
+from .execution.network import apply_network_policy
 from .execution.runtime import scripts_directory
 from .queues import active_function_ids
 from .reconciler import Reconciler, ReconcilerSettings
@@ -34,10 +36,8 @@ def on_worker_ready(sender: Any = None, **_: Any) -> None:
     mode = flask_app.config.get("RESOURCE_ENFORCEMENT", "auto")
     for limit, mechanism in describe_enforcement(mode).items():
         logger.info("limit %s enforced by: %s", limit, mechanism)
-    logger.info(
-        "jobs run as: %s",
-        describe_job_user(flask_app.config["JOB_USER"], flask_app.config["WORK_DIR"]),
-    )
+    logger.info("jobs run as: %s", _describe_job_identities(flask_app.config))
+    _apply_network_policy(flask_app.config)
     with flask_app.app_context():
         function_ids = active_function_ids()
     consumer = sender  # the worker's Consumer
@@ -68,3 +68,20 @@ def on_pool_process_start(**_: Any) -> None:
     # child, say) inherits its pooled connections: never share them, open its own.
     with flask_app.app_context():
         db.engine.dispose(close=False)
+
+
+def _describe_job_identities(config: Any) -> str:
+    work_dir = Path(config["WORK_DIR"])
+    try:
+        identities = job_identities(config)
+    except ValueError as error:
+        return describe_job_identities(str(error), work_dir)
+    return describe_job_identities(identities, work_dir, work_dir / "jobs")
+
+
+def _apply_network_policy(config: Any) -> None:
+    """Refuse job uids the host's own and link-local addresses (see `network.py`)."""
+    policy = apply_network_policy(
+        int(config["JOB_UID_BASE"]), int(config["JOB_UID_COUNT"]), config.get("JOB_NETWORK")
+    )
+    (logger.info if policy.enforced else logger.warning)("%s", policy.description)

@@ -15,6 +15,7 @@ import json
 from typing import Any
 
 from ..errors import BadRequest
+from ..json_input import parse_query
 
 CURSOR_CONTEXT = b"compute-page-cursor"
 
@@ -39,7 +40,8 @@ def decode_cursor(cursor: str, secret: str) -> dict[str, Any]:
         expected = hmac.new(_key(secret), payload.encode(), hashlib.sha256).digest()[:16]
         if not hmac.compare_digest(given, expected):
             raise invalid
-        state = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        text = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)).decode()
+        state = parse_query(text, "page_cursor")
     except (ValueError, UnicodeError) as error:
         raise invalid from error
     if not isinstance(state, dict):

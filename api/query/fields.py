@@ -12,7 +12,12 @@ import sqlalchemy as sa
 
 from compute.statuses import FunctionStatus, JobStatus
 
+from ..json_input import text_problem
 from ..models import Function, Job
+
+# Integer columns are compared as signed 64-bit values: a larger integer is no value any
+# row can hold, and the drivers refuse to send it (SQLite) or send it as another type.
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
 class ValueTypeError(ValueError):
@@ -22,9 +27,10 @@ class ValueTypeError(ValueError):
 def as_string(value: Any) -> str:
     if not isinstance(value, str):
         raise ValueTypeError("expected a string")
-    if "\x00" in value:
-        # No stored text holds a NUL, and PostgreSQL refuses it in a query parameter.
-        raise ValueTypeError("a string cannot contain NUL characters")
+    # No stored text holds a NUL or a lone surrogate, and the drivers refuse to send one.
+    problem = text_problem(value)
+    if problem is not None:
+        raise ValueTypeError(f"the string {problem}")
     return value
 
 
@@ -35,19 +41,36 @@ def as_float(value: Any) -> float:
         number = float(value)
     except (TypeError, ValueError) as error:
         raise ValueTypeError("expected a number") from error
+    except OverflowError as error:  # an integer past any double
+        raise ValueTypeError("expected a finite number") from error
     if not math.isfinite(number):
         raise ValueTypeError("expected a finite number")
     return number
 
 
 def as_int(value: Any) -> int:
-    number = as_float(value)
+    # An int is taken exactly: through a float, 2**63 would round to a value in range.
+    exact = isinstance(value, int) and not isinstance(value, bool)
+    number = value if exact else as_float(value)
     if number != int(number):
         raise ValueTypeError("expected an integer")
-    return int(number)
+    number = int(number)
+    if not INT64_MIN <= number <= INT64_MAX:
+        raise ValueTypeError(f"expected an integer between {INT64_MIN} and {INT64_MAX}")
+    return number
 
 
 def as_datetime(value: Any) -> dt.datetime:
+    try:
+        return _datetime(value)
+    except ValueTypeError:
+        raise
+    except (ValueError, OverflowError, OSError) as error:
+        # A timestamp like 1e30 or NaN, or an offset past year 1 or 9999 in UTC.
+        raise ValueTypeError("expected a datetime between the years 1 and 9999") from error
+
+
+def _datetime(value: Any) -> dt.datetime:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return dt.datetime.fromtimestamp(value, tz=dt.timezone.utc)
     if not isinstance(value, str):

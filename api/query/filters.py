@@ -14,6 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from ..errors import BadRequest
+from ..json_input import parse_query
 from .fields import Field, ValueTypeError, as_string
 
 MAX_DEPTH = 8
@@ -34,10 +35,7 @@ ALL_OPS = sorted({*COMPARISONS, *TEXT_OPS, *NULL_OPS})
 
 def parse_filter_param(text: str) -> list[Any]:
     """Decode the `filter` query parameter into a list of terms."""
-    try:
-        terms = json.loads(text)
-    except ValueError as error:
-        raise BadRequest("'filter' is not valid JSON.", {"filter": [str(error)]}) from error
+    terms = parse_query(text, "filter")
     if isinstance(terms, dict):
         terms = [terms]
     if not isinstance(terms, list):

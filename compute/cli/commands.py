@@ -1,7 +1,8 @@
 """The command lines and environment of the processes `compute up` runs.
 
-Configuration reaches the children through their environment only: a job can read any
-process's `/proc/<pid>/cmdline`, so nothing secret may appear in argv.
+Configuration reaches the children through their environment (the broker's, through its
+stdin) only: a job can read any process's `/proc/<pid>/cmdline`, so nothing secret may
+appear in argv; `/proc/<pid>/environ` is for the process's own user alone.
 """
 
 from __future__ import annotations
@@ -60,23 +61,15 @@ def worker_command(concurrency: int) -> list[str]:
     ]
 
 
-def broker_command(executable: str, port: int, directory: Path) -> list[str]:
-    """A throwaway redis-server on a loopback port: no persistence, files under `directory`."""
-    return [
-        executable,
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-        "--bind",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--dir",
-        str(directory),
-        "--loglevel",
-        "warning",
-    ]
+def broker_command(executable: Path) -> list[str]:
+    """redis-server reading its configuration, password included, from stdin."""
+    return [str(executable), "-"]
+
+
+def broker_environment() -> dict[str, str]:
+    """The broker's environment: empty. It needs none of ours, and runs as another user,
+    whose processes may read its `/proc/<pid>/environ`, which must not hold our secrets."""
+    return {}
 
 
 def child_environment(data_dir: Path, redis_url: str | None) -> dict[str, str]:

@@ -17,7 +17,9 @@ import signal
 import subprocess
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import click
 import psutil
@@ -72,20 +74,50 @@ class Supervisor:
     def _request_stop(self, signum: int, frame: FrameType | None) -> None:
         self.stop_signal = signum
 
-    def start(self, name: str, argv: list[str], env: dict[str, str]) -> Child:
-        """Start `argv` as the child `name` in a new session."""
+    def start(
+        self,
+        name: str,
+        argv: list[str],
+        env: dict[str, str],
+        *,
+        cwd: Path | None = None,
+        executable: str | None = None,
+        stdin_data: bytes | None = None,
+        user: tuple[int, int] | None = None,
+    ) -> Child:
+        """Start `argv` as the child `name` in a new session.
+
+        Args:
+            cwd: the directory the child starts in, entered before it gives up root.
+            executable: the file to run, when not `argv[0]`; a relative path (`./name`)
+                starts from `cwd`.
+            stdin_data: what the child reads on its stdin (else nothing); a pipe's worth
+                at most, since it is written whole before this returns.
+            user: the uid and gid the child runs as, with no supplementary groups.
+        """
         self.checkpoint()
         logger.info("starting %s: %s", name, argv[0])
-        # preexec_fn is safe here: the supervisor runs no other threads.
+        identity: dict[str, Any] = {}
+        if user is not None:
+            identity = {"user": user[0], "group": user[1], "extra_groups": []}
+        # preexec_fn is safe here: the supervisor runs no other threads. It runs after
+        # the switch of user, which would otherwise clear the parent-death signal.
         process = subprocess.Popen(
             argv,
+            executable=executable,
+            cwd=cwd,
             env=env,
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL if stdin_data is None else subprocess.PIPE,
             start_new_session=True,
             preexec_fn=terminate_with_parent,
+            **identity,
         )
         child = Child(name, process)
         self.children.append(child)
+        if process.stdin is not None:
+            # A child that died at once is reported by the next checkpoint.
+            with contextlib.suppress(BrokenPipeError), process.stdin:
+                process.stdin.write(stdin_data or b"")
         return child
 
     def checkpoint(self) -> None:

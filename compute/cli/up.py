@@ -52,8 +52,12 @@ def up(host: str, port: int, data_dir: Path | None, workers: int) -> None:
     code = 0
     try:
         if not redis_url:
-            redis_url = start_embedded_redis(supervisor, directory)
-            click.echo(f"Embedded broker at {redis_url}", err=True)
+            broker = start_embedded_redis(supervisor, directory)
+            redis_url = broker.url  # the children's environment only: never printed
+            click.echo(
+                f"Embedded broker at {broker.public_url} (password in {broker.password_file})",
+                err=True,
+            )
         env = child_environment(directory, redis_url)
         supervisor.start("worker", worker_command(workers), env)
         supervisor.start("api", api_command(host, port), env)

@@ -44,8 +44,15 @@ def post_json(name: str, path: str, body: Any, status: int, field: str | None) -
     return Case(name, "POST", path, status, field, json=body)
 
 
-def raw(name: str, method: str, path: str, data: str | bytes, status: int = 400) -> Case:
-    return Case(name, method, path, status, data=data, headers=JSON)
+def raw(
+    name: str,
+    method: str,
+    path: str,
+    data: str | bytes,
+    status: int = 400,
+    field: str | None = None,
+) -> Case:
+    return Case(name, method, path, status, field, data=data, headers=JSON)
 
 
 def unknown(name: str, method: str, path: str, json: Any = None) -> Case:
@@ -72,9 +79,15 @@ CASES = [
     # Bodies that are not a JSON object.
     raw("malformed json", "POST", FN, "{"),
     raw("trailing garbage", "POST", FN, '{"name": "a"} x'),
-    raw("nan constant", "POST", FN, '{"cpus": NaN}'),
-    raw("infinity in args", "POST", "/jobs", '{"function_id": "{function}", "args": [Infinity]}'),
-    raw("deep nesting", "POST", "/jobs", "[" * 100_000 + "]" * 100_000),
+    raw("nan constant", "POST", FN, '{"cpus": NaN}', field="cpus"),
+    raw(
+        "infinity in args",
+        "POST",
+        "/jobs",
+        '{"function_id": "{function}", "args": [Infinity]}',
+        field="args",
+    ),
+    raw("deep nesting", "POST", "/jobs", "[" * 100_000 + "]" * 100_000, field="body"),
     raw("invalid utf-8", "POST", FN, b'{"name": "\xff\xfe"}'),
     Case(
         "form content type", "POST", FN, 400, data="name=x", headers={"Content-Type": "text/plain"}
@@ -123,7 +136,7 @@ CASES = [
     post_json("job without function", "/jobs", {"args": [1]}, 422, "function_id"),
     post_json("job function_id number", "/jobs", {"function_id": 5}, 422, "function_id"),
     post_json("job unknown function", "/jobs", {"function_id": "0" * 32}, 404, None),
-    post_json("job function_id nul", "/jobs", {"function_id": "a\u0000"}, 404, None),
+    post_json("job function_id nul", "/jobs", {"function_id": "a\u0000"}, 422, "function_id"),
     post_json(
         "job args a string", "/jobs", {"function_id": "{function}", "args": "1"}, 422, "args"
     ),

@@ -26,7 +26,6 @@ import pytest
 from tests.conftest import ApiClient, ApiServer, running_api
 from tests.redis_databases import claimed_redis_url
 from tests.worker.wheels import build_pure_wheel, wheel_from_installed
-from worker.execution.job_user import resolve_job_user
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # More worker processes than the concurrency tests' cap, so the cap, not the pool, limits.
@@ -65,6 +64,8 @@ def worker_environment(server: ApiServer, redis_url: str) -> dict[str, str]:
         "COMPUTE_JOB_LEASE_SECONDS": str(JOB_LEASE_SECONDS),
         "COMPUTE_RECONCILE_INTERVAL_SECONDS": str(RECONCILE_INTERVAL_SECONDS),
         "COMPUTE_REPUBLISH_GRACE_SECONDS": "1",
+        # Small, so the disk-limit test writes little; room for every other test.
+        "COMPUTE_JOB_DISK_MB": "256",
     }
 
 
@@ -142,14 +143,23 @@ def job_reachable_directory(prefix: str) -> Iterator[Path]:
         shutil.rmtree(directory, ignore_errors=True)
 
 
+# Jobs run with private /tmp, /var/tmp and /dev/shm: a directory they share with the test
+# lives elsewhere.
+EXCHANGE_ROOT = Path("/var/lib/compute-tests") if os.geteuid() == 0 else None
+
+
 @pytest.fixture
 def tmp_path() -> Iterator[Path]:
-    """A temporary directory that the jobs under test may use too: its files are theirs
-    to read and write, whichever user they run as."""
-    with job_reachable_directory("compute-test-") as directory:
-        resolve_job_user().give([directory])
-        directory.chmod(0o755)
+    """A temporary directory that the jobs under test may use too, whichever uid each
+    runs as: writable by all, like /tmp, but outside every job's private directories."""
+    if EXCHANGE_ROOT is not None:
+        EXCHANGE_ROOT.mkdir(mode=0o711, exist_ok=True)
+    directory = Path(tempfile.mkdtemp(prefix="compute-test-", dir=EXCHANGE_ROOT))
+    directory.chmod(0o1777)
+    try:
         yield directory
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])

@@ -268,3 +268,85 @@ def prints(total_bytes, line_bytes, long_line_mb):
 
 def returns_bytes_of(size):
     return bytes(size)
+
+
+def try_connect(targets):
+    """Connect to each (host, port); say what happened, never hang."""
+    import socket
+
+    outcomes = {}
+    for host, port in targets:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as connection:
+            connection.settimeout(5)
+            try:
+                connection.connect((host, port))
+                outcomes[f"{host}:{port}"] = "connected"
+            except OSError as error:
+                outcomes[f"{host}:{port}"] = f"refused: {error}"
+    return outcomes
+
+
+def sleep_recording_own_pid(pid_dir, name, seconds):
+    import os
+    import time
+
+    with open(os.path.join(pid_dir, f"{name}.pid"), "w") as handle:
+        handle.write(str(os.getpid()))
+    time.sleep(seconds)
+    return name
+
+
+def snoop_on(pid_file, directories):
+    """Everything a job might try against another job; each attempt's outcome."""
+    import ctypes
+    import os
+
+    with open(pid_file) as handle:
+        pid = int(handle.read())
+    tried = {}
+
+    def read(path, size=-1):
+        with open(path, "rb") as handle:
+            return handle.read(size)
+
+    def overwrite(path):
+        with open(path, "wb") as handle:
+            handle.write(b"jbob")
+
+    def attempt(name, action):
+        try:
+            action()
+            tried[name] = "done"
+        except OSError as error:
+            tried[name] = f"denied: {error.strerror}"
+
+    attempt("cwd", lambda: os.listdir(f"/proc/{pid}/cwd"))
+    attempt("environ", lambda: read(f"/proc/{pid}/environ"))
+    attempt("mem", lambda: read(f"/proc/{pid}/mem", 1))
+    attempt("signal", lambda: os.kill(pid, 19))  # SIGSTOP
+
+    def ptrace():
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.ptrace(16, pid, None, None) != 0:  # PTRACE_ATTACH
+            error = ctypes.get_errno()
+            raise OSError(error, os.strerror(error))
+
+    attempt("ptrace", ptrace)
+    for directory in directories:
+        attempt(f"list {directory}", lambda d=directory: os.listdir(d))
+        attempt(f"call {directory}", lambda d=directory: read(f"{d}/call.json"))
+        attempt(f"result {directory}", lambda d=directory: overwrite(f"{d}/out/result.bin"))
+    return tried
+
+
+def fill_disk(megabytes, marker):
+    """Write `megabytes` in 8 MB files to /tmp and the home directory, then return."""
+    import os
+
+    chunk = b"x" * (8 * 1024 * 1024)
+    for index in range(megabytes // 8):
+        directory = "/tmp" if index % 2 else os.environ["HOME"]
+        with open(os.path.join(directory, f"{marker}-{index}"), "wb") as handle:
+            handle.write(chunk)
+    return "written"

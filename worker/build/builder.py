@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..execution.job_user import DEFAULT_JOB_USER, resolve_job_user
+from ..execution.job_user import job_identities
+from ..redaction import Redactor
 from .bundle import BundleLimits, UnpackedBundle, unpack_bundle
 from .environments import Environment, EnvironmentCache
 from .errors import BuildError, EnvironmentBuildError, RequirementsError
@@ -36,8 +37,9 @@ class BuildSettings:
         bundle_limits: caps on the bundle zip.
         interpreters: operator-listed interpreter paths, preferred over discovered ones.
         scratch_root: where bundles are unpacked for checking; the system's temp dir if None.
-        runs_as: the uid and gid jobs run as when the worker switches to `JOB_USER`: only
-            interpreters that user can run are offered.
+        runs_as: a uid and gid jobs run as when the worker switches users (any of the
+            job range): only interpreters those users can run are offered.
+        work_dir: the worker's work directory, named `<work>` wherever a build log shows it.
     """
 
     env_root: Path
@@ -46,6 +48,7 @@ class BuildSettings:
     interpreters: Sequence[str] = ()
     scratch_root: Path | None = None
     runs_as: tuple[int, int] | None = None
+    work_dir: Path | None = None
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> BuildSettings:
@@ -55,7 +58,7 @@ class BuildSettings:
         interpreters = config.get("PYTHON_INTERPRETERS") or ()
         if isinstance(interpreters, str):
             interpreters = [path for path in interpreters.split(",") if path.strip()]
-        user = resolve_job_user(config.get("JOB_USER", DEFAULT_JOB_USER))
+        user = job_identities(config).representative()
         return cls(
             env_root=work_dir / "envs",
             installer=InstallerOptions(
@@ -67,6 +70,7 @@ class BuildSettings:
             interpreters=tuple(str(path).strip() for path in interpreters),
             scratch_root=work_dir / "scratch",
             runs_as=(user.uid, user.gid) if user.switches else None,
+            work_dir=work_dir,
         )
 
 
@@ -107,9 +111,9 @@ def build_function(
             is unpacked to a temporary directory for checking and removed.
 
     Returns:
-        The result; `bundle_dir` is `unpack_to` when the build succeeded.
+        The result; `bundle_dir` is `unpack_to` when the build succeeded. Its log and
+        error show neither the operator's secrets nor the worker's paths.
     """
-    report = BuildReport(image)
     if unpack_to is None:
         if settings.scratch_root is not None:
             settings.scratch_root.mkdir(parents=True, exist_ok=True)
@@ -117,13 +121,17 @@ def build_function(
         target = scratch / "bundle"
     else:
         scratch, target = None, unpack_to
+    redact = _redactor(settings, target, scratch)
+    report = BuildReport(image, redact)
     try:
         environment = _build(bundle, image, settings, target, report)
     except BuildError as error:
         shutil.rmtree(target, ignore_errors=True)
         if isinstance(error, EnvironmentBuildError):
             report.installer_output(error.log)
-        return BuildResult(ok=False, log_text=report.failed(str(error)), error=str(error))
+        # The error reaches the function's owner too, as the waiting jobs' error.
+        reason = redact(str(error))
+        return BuildResult(ok=False, log_text=report.failed(reason), error=reason)
     finally:
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
@@ -134,6 +142,21 @@ def build_function(
         bundle_dir=unpack_to,
         environment=environment,
     )
+
+
+def _redactor(settings: BuildSettings, bundle_dir: Path, temp_dir: Path | None) -> Redactor:
+    """Hides the operator's secrets, and names the worker's directories by placeholders."""
+    directories = [
+        (settings.work_dir, "<work>"),
+        (settings.env_root, "<environments>"),
+        (settings.scratch_root, "<temp>"),
+        (temp_dir, "<temp>"),
+        (settings.installer.wheelhouse, "<wheelhouse>"),
+        (settings.installer.uv_cache_dir, "<uv-cache>"),
+        (bundle_dir, "<bundle>"),
+    ]
+    paths = {path: name for path, name in directories if path is not None}
+    return Redactor(settings.installer.secrets(), paths)
 
 
 def _build(

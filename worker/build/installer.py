@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from ..redaction import Redactor, secret_values
 from .errors import EnvironmentBuildError
 
 logger = logging.getLogger(__name__)
@@ -77,6 +78,10 @@ class InstallerOptions:
             arguments += ["--only-binary", ":all:"]
         return arguments
 
+    def secrets(self) -> list[str]:
+        """What no log may show: the index URL's credentials and those among `environment`."""
+        return secret_values({"index_url": self.index_url, **self.environment})
+
 
 def find_uv() -> Path | None:
     """The uv binary: the one the `uv` package ships, else `uv` on PATH."""
@@ -89,11 +94,16 @@ def find_uv() -> Path | None:
 
 
 class Installer:
-    """Runs one environment's commands and collects their output for the build log."""
+    """Runs one environment's commands and collects their output for the build log.
+
+    The output names the directories the installer works in by placeholders
+    (`<environment>`, `<temp>`): they are the worker's, and only it knows them.
+    """
 
     def __init__(self, options: InstallerOptions, scratch: Path) -> None:
         self.options = options
         self.scratch = scratch
+        self._placeholders: dict[Path, str] = {scratch: "<temp>"}
         self.log_path = scratch / "installer.log"
         self.deadline = time.monotonic() + options.timeout_seconds
         uv = find_uv() if options.installer != "pip" else None
@@ -107,6 +117,7 @@ class Installer:
 
     def create(self, interpreter: Path, target: Path) -> None:
         """Create an empty environment at `target` from the base `interpreter`."""
+        self._placeholders[target] = "<environment>"
         if self.uv:
             # Relocatable: the environment is built under a temporary name and renamed.
             command = [
@@ -164,7 +175,7 @@ class Installer:
         if remaining <= 0:
             raise self._timed_out()
         with self.log_path.open("ab") as log:
-            log.write(f"$ {' '.join(command)}\n".encode())
+            log.write(f"$ {' '.join(self._shown(command))}\n".encode())
             log.flush()
             process = subprocess.Popen(
                 command,
@@ -184,7 +195,10 @@ class Installer:
             raise EnvironmentBuildError(f"{step} failed (exit status {code})", self.output())
 
     def output(self) -> str:
-        """Everything the commands printed so far, or its tail if it is very long."""
+        """Everything the commands printed so far, or its tail if it is very long.
+
+        Secrets are left in: the build log redacts them with the rest of its text.
+        """
         try:
             with self.log_path.open("rb") as log:
                 size = log.seek(0, os.SEEK_END)
@@ -192,7 +206,14 @@ class Installer:
                 text = log.read().decode(errors="replace")
         except FileNotFoundError:
             return ""
+        text = Redactor(paths=self._placeholders, urls=False)(text)
         return text if size <= MAX_LOG_BYTES else "[... earlier output omitted ...]\n" + text
+
+    def _shown(self, command: list[str]) -> list[str]:
+        # Where the service is installed is the worker's business: uv is just `uv`.
+        if self.uv and command[0] == str(self.uv):
+            return ["uv", *command[1:]]
+        return command
 
     def _timed_out(self) -> EnvironmentBuildError:
         seconds = self.options.timeout_seconds

@@ -2,21 +2,29 @@
 
 It says which image and interpreter were used, which requirements were installed,
 whether the environment came from the cache, what the installer printed, and, when the
-build failed, why, in the same words the owner would use to fix it.
+build failed, why, in the same words the owner would use to fix it. It never shows the
+operator's secrets or the worker's paths: the whole text passes through a redactor.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from .environments import Environment
 from .images import Interpreter
 
 
 class BuildReport:
-    """Collects a build's log lines as the build proceeds."""
+    """Collects a build's log lines as the build proceeds.
 
-    def __init__(self, image: str) -> None:
+    Args:
+        image: the image the function asked for.
+        redact: applied to the finished log; see `worker.redaction.Redactor`.
+    """
+
+    def __init__(self, image: str, redact: Callable[[str], str]) -> None:
+        self._redact = redact
         self._started = time.monotonic()
         self._step_started = self._started
         stamp = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
@@ -61,4 +69,4 @@ class BuildReport:
         return time.monotonic() - self._started
 
     def _finish(self, last_line: str) -> str:
-        return "\n".join([*self._lines, last_line]) + "\n"
+        return self._redact("\n".join([*self._lines, last_line]) + "\n")

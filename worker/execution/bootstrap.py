@@ -12,6 +12,8 @@ import os
 import sys
 import traceback
 
+PR_SET_DUMPABLE = 4
+
 
 def encode(value):
     if value is None:
@@ -59,6 +61,17 @@ def run_call(load_entrypoint, call_file, result_file):
     sys.stderr.flush()
 
 
+def forbid_tracing():
+    """Make this process undumpable: no other process of its uid may ptrace it or read
+    its memory, and its /proc entries become root's."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+    except (ImportError, OSError, AttributeError):
+        pass  # an interpreter without ctypes: separate uids still keep other jobs out
+
+
 def load_bundle_entrypoint():
     from __dlentrypoint__ import main as entrypoint
 
@@ -67,6 +80,7 @@ def load_bundle_entrypoint():
 
 def main():
     bundle_dir, call_file, result_file = sys.argv[1:4]
+    forbid_tracing()
     call_file = os.path.abspath(call_file)
     result_file = os.path.abspath(result_file)
     os.chdir(bundle_dir)

@@ -13,19 +13,34 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import resource
 import select
+import shutil
 import subprocess
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .job_user import JobUser
+import psutil
+
+from .job_user import JobIdentities, JobUser
 from .runtime import EXECUTOR_MAIN, job_script
+from .sandbox import JobSandbox
+from .scratch import clear_except, make_private_directory
+
+if TYPE_CHECKING:
+    from .confinement import Confinement
+    from .enforcement import Enforcement
+    from .limits import JobLimits
 
 START_TIMEOUT_SECONDS = 60.0
 MAX_JOBS_PER_EXECUTOR = 1000
 MAX_IDLE_SECONDS = 600.0
+# Each executor holds a job uid and a cgroup for its life: a few per worker process.
+MAX_EXECUTORS_PER_PROCESS = 4
+POLL_SECONDS = 0.05
 PER_JOB_VARIABLES = frozenset({"HOME", "TMPDIR"})
 EXECUTOR_HOME = {"HOME": "/tmp", "TMPDIR": "/tmp"}
 
@@ -34,37 +49,160 @@ class ExecutorUnavailable(Exception):
     """The executor could not start, could not import the entrypoint, or died."""
 
 
+class ImportTimedOut(Exception):
+    """Importing the function's code took longer than the job's timeout."""
+
+
+class ImportOutOfMemory(Exception):
+    """Importing the function's code exceeded the function's memory limit."""
+
+
+class _Started:
+    """The executor's process, as a confinement watches it."""
+
+    adopted = False
+
+    def __init__(self, process: subprocess.Popen[bytes]) -> None:
+        self.process = process
+        self.pid = process.pid
+
+    def poll(self) -> int | None:
+        return self.process.poll()
+
+
 @dataclass
 class WarmExecutor:
+    """A running executor: its process, the uid it holds, its cgroup and its directory.
+
+    `home` is root's (mode 0710, the executor's group): it holds the executor's private
+    copy of the bundle and `tmp`, which is `/tmp`, `/var/tmp` and `/dev/shm` for it and
+    every job it forks, emptied after each job.
+    """
+
     env_python: str
     bundle_dir: Path
     process: subprocess.Popen[bytes]
+    user: JobUser
+    home: Path
+    sandbox: JobSandbox
+    confinement: Confinement
+    resources: contextlib.ExitStack
     jobs_run: int = 0
     last_used: float = field(default_factory=time.monotonic)
 
+    @property
+    def private_tmp(self) -> Path:
+        return self.home / "tmp"
+
     @classmethod
     def start(
-        cls, env_python: str, bundle_dir: Path, env: dict[str, str], user: JobUser
+        cls,
+        env_python: str,
+        bundle_dir: Path,
+        env: dict[str, str],
+        limits: JobLimits,
+        identities: JobIdentities,
+        enforcement: Enforcement,
+        scratch_root: Path,
+        keep_visible: Sequence[Path],
+        deadline: float,
     ) -> WarmExecutor:
-        process = subprocess.Popen(
-            [env_python, "-I", str(job_script(EXECUTOR_MAIN)), str(bundle_dir)],
-            cwd=bundle_dir,
-            env=env,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-            preexec_fn=user.become,
-            # Unbuffered: select() on the pipe must see every reply, none may wait in
-            # a Python-side buffer.
-            bufsize=0,
-        )
-        executor = cls(env_python, bundle_dir, process)
-        message = executor._read(START_TIMEOUT_SECONDS)
-        if not message.get("ready"):
+        """Start an executor and wait, until `deadline` at most, for it to import the code.
+
+        The import runs under the function's limits, in the executor's own cgroup, as
+        the uid it leased; whatever the import left running besides the executor is
+        killed once it is ready.
+
+        Raises:
+            ImportTimedOut: the import was still running at `deadline` (it is killed).
+            ImportOutOfMemory: the import exceeded the memory limit.
+            ExecutorUnavailable: the import failed or the executor died.
+        """
+        resources = contextlib.ExitStack()
+        try:
+            user = resources.enter_context(identities.lease())
+            home = make_private_directory(scratch_root, "executor-", user)
+            resources.callback(shutil.rmtree, home, ignore_errors=True)
+            private_tmp = home / "tmp"
+            private_tmp.mkdir(mode=0o700)
+            own_bundle = home / "bundle"
+            shutil.copytree(bundle_dir, own_bundle, symlinks=False)
+            user.give([private_tmp])
+            user.give_tree(own_bundle)
+            confinement = resources.enter_context(enforcement.confine(limits))
+            sandbox = JobSandbox(private_tmp, [*keep_visible, home])
+
+            def setup() -> None:
+                confinement.child_setup()  # as root: entering the cgroups needs it
+                limit_file_size(limits.disk_mb)
+                sandbox.enter()
+                user.become()
+
+            process = subprocess.Popen(
+                [env_python, "-I", str(job_script(EXECUTOR_MAIN)), str(own_bundle)],
+                cwd=own_bundle,
+                env=env,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+                preexec_fn=setup,
+                # Unbuffered: select() on the pipe must see every reply, none may wait in
+                # a Python-side buffer.
+                bufsize=0,
+            )
+            resources.callback(_end_process, process)
+            confinement.attach(_Started(process))
+            executor = cls(
+                env_python, bundle_dir, process, user, home, sandbox, confinement, resources
+            )
+        except BaseException:
+            resources.close()
+            raise
+        try:
+            executor._await_ready(deadline)
+        except BaseException:
             executor.close()
-            raise ExecutorUnavailable(message.get("import_error") or "executor did not start")
+            raise
+        executor._end_strays()
         return executor
+
+    def _await_ready(self, deadline: float) -> None:
+        stdout = self.process.stdout
+        assert stdout is not None
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise ImportTimedOut()
+            ready, _, _ = select.select([stdout], [], [], min(POLL_SECONDS, remaining))
+            if self.confinement.out_of_memory():
+                raise ImportOutOfMemory()
+            if ready:
+                break
+        line = stdout.readline()
+        if not line and self.confinement.out_of_memory():
+            raise ImportOutOfMemory()
+        message = json.loads(line) if line else {}
+        if not isinstance(message, dict) or not message.get("ready"):
+            error = message.get("import_error") if isinstance(message, dict) else None
+            raise ExecutorUnavailable(error or "the executor exited while importing")
+
+    def _end_strays(self) -> None:
+        """Kill what the import started (a daemon, a pool) besides the executor itself:
+        only the executor outlives its start, and each job ends what it starts."""
+        if not self.user.switches:  # its uid is the worker's: only its own tree is its
+            with contextlib.suppress(psutil.Error):
+                for child in psutil.Process(self.process.pid).children(recursive=True):
+                    child.kill()
+            return
+        for process in psutil.process_iter(["uids"]):
+            with contextlib.suppress(psutil.Error):
+                if process.info["uids"].real == self.user.uid and process.pid != self.process.pid:
+                    process.kill()
+
+    def clear_tmp(self) -> None:
+        """Empty the private temporary directory after a job, keeping the bound skeleton."""
+        clear_except(self.private_tmp, [inside for _, inside in self.sandbox.skeleton])
 
     def _read(self, timeout: float | None) -> dict[str, Any]:
         stdout = self.process.stdout
@@ -117,35 +255,70 @@ class WarmExecutor:
         return self.jobs_run >= MAX_JOBS_PER_EXECUTOR or idle > MAX_IDLE_SECONDS
 
     def close(self) -> None:
-        if self.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, 9)
-        self.process.wait()
-        for stream in (self.process.stdin, self.process.stdout):
-            if stream is not None:
-                stream.close()
+        """End the executor and everything it started, give back its uid, remove its home."""
+        self.resources.close()
+
+
+def _end_process(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, 9)
+    process.wait()
+    for stream in (process.stdin, process.stdout):
+        if stream is not None:
+            stream.close()
+
+
+def limit_file_size(disk_mb: int) -> None:
+    """No single file of the job may outgrow its disk limit (SIGXFSZ ends it at once)."""
+    size = disk_mb * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
 
 
 class ExecutorPool:
-    """This worker process's warm executors, keyed by environment and bundle."""
+    """This worker process's warm executors, keyed by environment, bundle and limits."""
 
     def __init__(self) -> None:
-        self._executors: dict[
-            tuple[str, Path, tuple[tuple[str, str], ...], JobUser], WarmExecutor
-        ] = {}
+        self._executors: dict[tuple[Any, ...], WarmExecutor] = {}
 
     def acquire(
-        self, env_python: str, bundle_dir: Path, env: dict[str, str], user: JobUser
+        self,
+        env_python: str,
+        bundle_dir: Path,
+        env: dict[str, str],
+        limits: JobLimits,
+        identities: JobIdentities,
+        enforcement: Enforcement,
+        scratch_root: Path,
+        keep_visible: Sequence[Path],
+        deadline: float,
     ) -> WarmExecutor:
-        """The executor of this environment and bundle running as `user`, started if need be."""
+        """The executor of this environment, bundle and limits, started if need be (see
+        `WarmExecutor.start` for what a start may raise)."""
         self._recycle()
         # Thread-count variables are read at import time, so they are part of the key;
         # a job's own home and temp directory are not (each job child gets its own).
         shared = {k: v for k, v in env.items() if k not in PER_JOB_VARIABLES}
-        key = (env_python, bundle_dir, tuple(sorted(shared.items())), user)
+        key = (
+            env_python,
+            bundle_dir,
+            tuple(sorted(shared.items())),
+            (limits.memory_mb, limits.cpus, limits.max_processes, limits.disk_mb),
+        )
         executor = self._executors.get(key)
         if executor is None:
-            executor = WarmExecutor.start(env_python, bundle_dir, {**shared, **EXECUTOR_HOME}, user)
+            self._make_room()
+            executor = WarmExecutor.start(
+                env_python,
+                bundle_dir,
+                {**shared, **EXECUTOR_HOME},
+                limits,
+                identities,
+                enforcement,
+                scratch_root,
+                keep_visible,
+                deadline,
+            )
             self._executors[key] = executor
         return executor
 
@@ -159,6 +332,10 @@ class ExecutorPool:
         for executor in list(self._executors.values()):
             if not executor.alive or executor.worn_out():
                 self.discard(executor)
+
+    def _make_room(self) -> None:
+        while len(self._executors) >= MAX_EXECUTORS_PER_PROCESS:
+            self.discard(min(self._executors.values(), key=lambda e: e.last_used))
 
     def close_all(self) -> None:
         for executor in list(self._executors.values()):

@@ -74,6 +74,7 @@ def serve(entrypoint):
 def main():
     global CONTROL
     bundle_dir = sys.argv[1]
+    BOOTSTRAP.forbid_tracing()  # its job children inherit it
     # The control channel is a private copy of stdout: user code's prints, even at
     # import time, go to stderr instead of corrupting it.
     CONTROL = os.fdopen(os.dup(1), "w")

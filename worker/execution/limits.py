@@ -28,6 +28,8 @@ class JobLimits:
     timeout_seconds: float
     kill_grace_seconds: float = 5.0
     max_processes: int = 512  # processes and threads of the job, where cgroups count them
+    # What the job may write to its scratch space: home, bundle copy, /tmp.
+    disk_mb: int = 10240
 
     @property
     def whole_cpus(self) -> int:

@@ -1,19 +1,22 @@
 """Start the job's process in its function's environment, watch it, and end it on a limit.
 
 Only this parent decides the outcome. The child sees a scrubbed environment (no
-database, broker or signing secrets), runs in its own session as the job user
-(`job_user.py`), confined as the worker's enforcement decides (`enforcement.py`): in
-cgroups of its own where the host offers them, else under a watch of its process tree.
+database, broker or signing secrets), runs in its own session as a uid no other running
+job holds (`job_user.py`), in a mount namespace with private temporary directories and
+no service's socket (`sandbox.py`), confined as the worker's enforcement decides
+(`enforcement.py`): in cgroups of its own where the host offers them, else under a watch
+of its process tree. Its disk use is measured as it runs (`scratch.py`).
 
 The job's scratch directory stays the worker's, so the job cannot swap the entries the
 worker opens (its output FIFOs, its gate, its result directory) for links; the job owns
-what it writes: its home, its copy of the bundle, and the directory its result goes to.
-The result is read only if it is a regular file the job wrote, and never past
-`max_result_bytes`.
+what it writes: its home, its copy of the bundle, its `/tmp` and the directory its
+result goes to. The result is read only if it is a regular file the job wrote, and never
+past `max_result_bytes`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import json
 import os
@@ -30,14 +33,25 @@ from typing import IO, Any
 
 from .confinement import Confinement
 from .enforcement import EnforcementMode, select_enforcement
-from .executor import ExecutorPool, ExecutorUnavailable
+from .executor import (
+    ExecutorPool,
+    ExecutorUnavailable,
+    ImportOutOfMemory,
+    ImportTimedOut,
+    WarmExecutor,
+    limit_file_size,
+)
 from .job_process import ColdProcess, JobProcess, WarmProcess
-from .job_user import DEFAULT_JOB_USER, JobUser, resolve_job_user
+from .job_user import JobIdentities, JobUser, resolve_job_identities
 from .joblog import MAX_LINE_BYTES, JobLog
 from .limits import JobLimits
-from .runtime import BOOTSTRAP, job_script
+from .runtime import BOOTSTRAP, job_script, scripts_directory
+from .sandbox import JobSandbox
+from .scratch import disk_usage_bytes, make_private_directory
 
 POLL_SECONDS = 0.05
+DISK_POLL_SECONDS = 1.0
+SIGXFSZ_EXIT = -25  # a file grew past RLIMIT_FSIZE, the disk limit
 PUMP_JOIN_SECONDS = 5.0
 DEFAULT_MAX_RESULT_BYTES = 64 * 1024 * 1024
 # Once the log is full, output is only counted, in reads this large.
@@ -51,6 +65,7 @@ class Ending(enum.Enum):
     # The worker lost its claim on the job (its lease was recovered elsewhere): the
     # attempt was stopped so that at most one attempt of a job is ever alive.
     ABANDONED = "abandoned"
+    DISK_EXCEEDED = "disk_exceeded"
 
 
 @dataclass
@@ -123,17 +138,22 @@ class JobFiles:
     def work_dir(self) -> Path:
         return self.root / "bundle"
 
+    @property
+    def tmp(self) -> Path:
+        """The job's `/tmp` when it runs cold (a warm job uses its executor's)."""
+        return self.root / "tmp"
+
     def prepare(self, bundle_dir: Path, call: dict[str, Any], user: JobUser) -> None:
-        """Write the call, make the home and result directories and copy the bundle."""
-        self.root.chmod(0o711)  # the job may pass through, not list or change it
+        """Write the call, make the home, result and temporary directories and copy the
+        bundle; `root` is already open to `user` alone."""
         fd = os.open(self.call, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as handle:
             json.dump(call, handle)
-        self.home.mkdir(mode=0o700)
-        self.out.mkdir(mode=0o700)
+        for directory in (self.home, self.out, self.tmp):
+            directory.mkdir(mode=0o700)
         # Each job works in its own copy, so one job's files never reach the next.
         shutil.copytree(bundle_dir, self.work_dir, symlinks=False)
-        user.give([self.call, self.home, self.out])
+        user.give([self.call, self.home, self.out, self.tmp])
         user.give_tree(self.work_dir)
 
 
@@ -167,6 +187,21 @@ def _too_large(size: int, max_bytes: int) -> str:
     return f"its result of {size} bytes exceeds the {max_bytes} byte limit"
 
 
+def default_scratch_root() -> Path:
+    return Path(tempfile.gettempdir()) / "compute-jobs"
+
+
+@dataclass
+class Launched:
+    """A started job: its process, its output pumps, how to release it, where it writes."""
+
+    process: JobProcess
+    pumps: Pumps
+    release: Callable[[], None]
+    private_tmp: Path
+    executor: WarmExecutor | None = None
+
+
 def run_process(
     env_python: str,
     bundle_dir: Path,
@@ -177,8 +212,9 @@ def run_process(
     enforcement: str = EnforcementMode.AUTO,
     executors: ExecutorPool | None = None,
     abandon: threading.Event | None = None,
-    job_user: str | int | None = DEFAULT_JOB_USER,
+    identities: JobIdentities | None = None,
     max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES,
+    scratch_root: Path | None = None,
 ) -> ProcessOutcome:
     """Run `main(*args, **kwargs)` of the bundle under `limits`, logging its output.
 
@@ -186,43 +222,113 @@ def run_process(
         enforcement: an `EnforcementMode` value; the host is probed once per process.
         executors: where to find a warm executor for the bundle; without one, or when
             the bundle cannot be imported warm, the job starts a fresh interpreter.
+            Importing the bundle counts against the job's timeout and memory.
         abandon: set by the caller when the attempt must stop at once (its claim on
             the job is gone); the process tree is ended and the outcome is `ABANDONED`.
-        job_user: the `JOB_USER` setting, a user name or uid: who the job runs as when
-            the worker is root (see `resolve_job_user`).
+        identities: the job uids to lease one from (`resolve_job_identities()` if None).
         max_result_bytes: the largest encoded value kept; a larger one is refused
             without being read (`refused_result`).
+        scratch_root: where the job's directories are made; the system's temporary
+            directory's `compute-jobs` if None.
 
     Raises:
         EnforcementUnavailable: `cgroup` enforcement was asked for and the host has none.
-        ValueError: `job_user` names no unprivileged user of this machine.
+        NoJobIdentity: every job uid is in use on this host.
     """
-    user = resolve_job_user(job_user)
-    with (
-        tempfile.TemporaryDirectory(prefix="compute-job-") as scratch,
-        select_enforcement(enforcement).confine(limits) as confinement,
-    ):
-        files = JobFiles(Path(scratch))
-        files.prepare(bundle_dir, {"args": args or [], "kwargs": kwargs or {}}, user)
-        env = job_environment(limits, env_python, str(files.home))
-        started = time.monotonic()
-        launched = None
+    identities = identities or resolve_job_identities()
+    scratch_root = scratch_root or default_scratch_root()
+    chosen = select_enforcement(enforcement)
+    started = time.monotonic()
+    deadline = started + limits.timeout_seconds
+    call = {"args": args or [], "kwargs": kwargs or {}}
+    keep_visible = [scratch_root, scripts_directory(), Path(env_python).parent.parent]
+    with contextlib.ExitStack() as stack:
+        confinement = stack.enter_context(chosen.confine(limits))
+        launched: Launched | None = None
         if executors is not None:
-            launched = _start_warm(executors, env_python, bundle_dir, env, files, limits, log, user)
+            try:
+                executor = executors.acquire(
+                    env_python,
+                    bundle_dir,
+                    job_environment(limits, env_python, "/tmp"),
+                    limits,
+                    identities,
+                    chosen,
+                    scratch_root,
+                    keep_visible,
+                    deadline,
+                )
+            except ImportTimedOut:
+                log.add(
+                    f"[importing the function's code took longer than its "
+                    f"{limits.timeout_seconds:g} s timeout]"
+                )
+                return _ended_early(Ending.TIMED_OUT, started)
+            except ImportOutOfMemory:
+                log.add(
+                    f"[importing the function's code exceeded its {limits.memory_mb} MB "
+                    "memory limit]"
+                )
+                return _ended_early(Ending.OUT_OF_MEMORY, started)
+            except ExecutorUnavailable:
+                executor = None  # the cold path reproduces the import error in the job's log
+            if executor is not None:
+                files = JobFiles(make_private_directory(scratch_root, "job-", executor.user))
+                stack.callback(shutil.rmtree, files.root, ignore_errors=True)
+                stack.callback(executor.clear_tmp)
+                files.prepare(bundle_dir, call, executor.user)
+                env = job_environment(limits, env_python, str(files.home))
+                launched = _start_warm(executors, executor, env, files, limits, log)
         if launched is None:
-            launched = _start_cold(env_python, env, files, limits, confinement, log, user)
-        process, pumps, release = launched
+            user = stack.enter_context(identities.lease())
+            files = JobFiles(make_private_directory(scratch_root, "job-", user))
+            stack.callback(shutil.rmtree, files.root, ignore_errors=True)
+            files.prepare(bundle_dir, call, user)
+            env = job_environment(limits, env_python, str(files.home))
+            sandbox = JobSandbox(files.tmp, [*keep_visible, files.root])
+            launched = _start_cold(env_python, env, files, limits, confinement, sandbox, log, user)
+        process = launched.process
         confinement.attach(process)
-        release()
-        ending = _watch(process, confinement, limits, started, abandon or threading.Event())
+        launched.release()
+        disk = DiskWatch([files.root, launched.private_tmp], limits.disk_mb)
+        ending = _watch(process, confinement, limits, disk, started, abandon or threading.Event())
         peak = confinement.peak_memory_mb()
-        pumps.finish()
+        launched.pumps.finish()
         runtime = time.monotonic() - started
         exit_code = process.poll()
+        if ending is Ending.EXITED and (exit_code == SIGXFSZ_EXIT or disk.exceeded()):
+            ending = Ending.DISK_EXCEEDED
         result, refused = None, None
         if ending is Ending.EXITED and exit_code == 0:
-            result, refused = read_result(files.result, user, max_result_bytes)
+            owner = launched.executor.user if launched.executor else user
+            result, refused = read_result(files.result, owner, max_result_bytes)
     return ProcessOutcome(ending, exit_code, result, runtime, peak, refused)
+
+
+def _ended_early(ending: Ending, started: float) -> ProcessOutcome:
+    return ProcessOutcome(ending, None, None, time.monotonic() - started, 0.0)
+
+
+class DiskWatch:
+    """How much a job has written to its directories, against its disk limit.
+
+    Measured from the start, so the copy of the bundle the job starts with is not its
+    own writing; read every `DISK_POLL_SECONDS` while it runs and once when it ends.
+    """
+
+    def __init__(self, roots: list[Path], limit_mb: int) -> None:
+        self.roots = roots
+        self.limit = limit_mb * 1024 * 1024
+        self.baseline = disk_usage_bytes(roots)
+        self.checked = time.monotonic()
+
+    def exceeded(self) -> bool:
+        self.checked = time.monotonic()
+        # Reaching the limit counts: RLIMIT_FSIZE stops a single file exactly there.
+        return disk_usage_bytes(self.roots) - self.baseline >= self.limit
+
+    def due(self) -> bool:
+        return time.monotonic() - self.checked >= DISK_POLL_SECONDS
 
 
 class Pumps:
@@ -253,14 +359,17 @@ def _start_cold(
     files: JobFiles,
     limits: JobLimits,
     confinement: Confinement,
+    sandbox: JobSandbox,
     log: JobLog,
     user: JobUser,
-) -> tuple[JobProcess, Pumps, Callable[[], None]]:
+) -> Launched:
     cpu_set = limits.cpu_set()
 
     def child_setup() -> None:
         os.sched_setaffinity(0, cpu_set)
         confinement.child_setup()  # as root: entering the job's cgroups needs it
+        limit_file_size(limits.disk_mb)
+        sandbox.enter()
         user.become()
 
     popen = subprocess.Popen(
@@ -282,7 +391,7 @@ def _start_cold(
     )
     assert popen.stdout is not None and popen.stderr is not None
     pumps = Pumps([popen.stdout, popen.stderr], log, keep_open=[])
-    return ColdProcess(popen), pumps, lambda: None
+    return Launched(ColdProcess(popen), pumps, lambda: None, files.tmp)
 
 
 def _fifo_reader(path: Path, user: JobUser) -> tuple[IO[bytes], int]:
@@ -298,18 +407,13 @@ def _fifo_reader(path: Path, user: JobUser) -> tuple[IO[bytes], int]:
 
 def _start_warm(
     executors: ExecutorPool,
-    env_python: str,
-    bundle_dir: Path,
+    executor: WarmExecutor,
     env: dict[str, str],
     files: JobFiles,
     limits: JobLimits,
     log: JobLog,
-    user: JobUser,
-) -> tuple[JobProcess, Pumps, Callable[[], None]] | None:
-    try:
-        executor = executors.acquire(env_python, bundle_dir, env, user)
-    except ExecutorUnavailable:
-        return None  # the cold path reproduces the import error in the job's log
+) -> Launched | None:
+    user = executor.user
     readers = [_fifo_reader(files.root / name, user) for name in ("stdout", "stderr")]
     gate = files.root / "gate"
     os.mkfifo(gate, 0o600)
@@ -332,13 +436,14 @@ def _start_warm(
         pumps.finish()
         return None
     process = WarmProcess(executors, executor, pid, gate)
-    return process, pumps, process.release
+    return Launched(process, pumps, process.release, executor.private_tmp, executor)
 
 
 def _watch(
     popen: JobProcess,
     confinement: Confinement,
     limits: JobLimits,
+    disk: DiskWatch,
     started: float,
     abandon: threading.Event,
 ) -> Ending:
@@ -352,6 +457,10 @@ def _watch(
             confinement.end(grace=0)
             popen.wait()
             return Ending.OUT_OF_MEMORY
+        if disk.due() and disk.exceeded():
+            confinement.end(grace=0)
+            popen.wait()
+            return Ending.DISK_EXCEEDED
         if time.monotonic() - started > limits.timeout_seconds:
             confinement.end(limits.kill_grace_seconds)
             popen.wait()

@@ -21,14 +21,14 @@ import pytest
 
 from worker.build import InterpreterRegistry
 from worker.execution.cgroups import PARENT_NAME, CgroupSupport, probe_cgroups
-from worker.execution.job_user import resolve_job_user
+from worker.execution.job_user import resolve_job_identities
 from worker.execution.joblog import DEFAULT_MAX_BYTES, JobLog
 from worker.execution.limits import JobLimits
 from worker.execution.process import ProcessOutcome, run_process
 
 SUPPORT = probe_cgroups()
 NO_CGROUPS = "this host offers no usable cgroup hierarchy (unprivileged or not delegated)"
-JOB_USER = resolve_job_user()
+JOB_USER = resolve_job_identities().representative()
 
 
 @functools.cache
@@ -100,13 +100,14 @@ def run(tmp_path: Path) -> Runner:
         timeout: float = 30,
         grace: float = 1,
         max_processes: int = 512,
+        disk_mb: int = 1024,
         log_bytes: int = DEFAULT_MAX_BYTES,
         **options: Any,
     ) -> Ran:
         bundle = tmp_path / f"bundle-{uuid.uuid4().hex[:8]}"
         bundle.mkdir()
         (bundle / "__dlentrypoint__.py").write_text(textwrap.dedent(source))
-        limits = JobLimits(cpus, memory_mb, timeout, grace, max_processes)
+        limits = JobLimits(cpus, memory_mb, timeout, grace, max_processes, disk_mb)
         log = JobLog(log_bytes)
         outcome = run_process(job_python(), bundle, list(args), {}, limits, log, mode, **options)
         return Ran(outcome, log.to_bytes().decode())

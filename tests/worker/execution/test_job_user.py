@@ -13,9 +13,10 @@ import pytest
 from tests.worker.execution.conftest import job_python
 from worker.build import InterpreterRegistry
 from worker.execution.job_user import (
-    NOBODY_ID,
-    describe_job_user,
-    resolve_job_user,
+    DEFAULT_FIRST_UID,
+    JobIdentities,
+    describe_job_identities,
+    resolve_job_identities,
 )
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="only root switches users")
@@ -27,24 +28,33 @@ IDENTITY = (
 )
 
 
-def test_nobody_is_the_default_and_root_is_refused() -> None:
-    user = resolve_job_user()
-    assert (user.name, user.switches) == ("nobody", True)
-    assert (user.uid, user.gid) == (NOBODY_ID, NOBODY_ID)
-    for root in ("root", "0", 0):
-        with pytest.raises(ValueError, match="not root"):
-            resolve_job_user.__wrapped__(root)
-    with pytest.raises(ValueError, match="is not a user of this machine"):
-        resolve_job_user.__wrapped__("no-such-user-here")
+def test_the_default_range_holds_no_user_of_the_machine_and_a_taken_one_is_refused() -> None:
+    identities = resolve_job_identities()
+    assert (identities.first_uid, identities.switches) == (DEFAULT_FIRST_UID, True)
+    with pytest.raises(ValueError, match="holds users of this machine"):
+        resolve_job_identities.__wrapped__(1, 10)  # daemon, bin, sys ...
+    with pytest.raises(ValueError, match="must be positive"):
+        resolve_job_identities.__wrapped__(DEFAULT_FIRST_UID, 0)
 
 
-def test_a_uid_without_a_passwd_entry_is_its_own_group() -> None:
-    user = resolve_job_user.__wrapped__("54321")
-    assert (user.name, user.uid, user.gid) == ("54321", 54321, 54321)
+def test_leases_never_share_a_uid_and_end_what_ran_as_it(tmp_path: Path) -> None:
+    identities = JobIdentities(310_000, 2, switches=True, lock_dir=tmp_path / "locks")
+    with identities.lease() as first, identities.lease() as second:
+        assert first.uid != second.uid
+        assert {first.uid, second.uid} == {310_000, 310_001}
+        assert (first.gid, second.gid) == (first.uid, second.uid)
+        with pytest.raises(RuntimeError, match="all 2 job uids"), identities.lease():
+            pass
+        # Something left running as the first uid (a daemon that escaped its job)...
+        stray = subprocess.Popen(["sleep", "600"], preexec_fn=first.become, start_new_session=True)
+    # ...is gone once the uid is given back, so its next holder never meets it.
+    assert stray.wait(timeout=10) == -9
+    with identities.lease() as again:
+        assert again.uid in (310_000, 310_001)
 
 
 def test_a_process_that_becomes_the_job_user_keeps_no_group_and_gains_nothing() -> None:
-    user = resolve_job_user()
+    user = resolve_job_identities().representative()
     shown = subprocess.run(
         [job_python(), "-I", "-c", IDENTITY],
         preexec_fn=user.become,
@@ -61,10 +71,15 @@ def test_the_start_up_line_warns_when_the_work_directory_is_out_of_reach(
 ) -> None:
     closed = tmp_path / "closed"
     closed.mkdir(mode=0o700)
-    assert describe_job_user("nobody", tmp_path / "work") == "nobody (uid 65534, gid 65534)"
-    warned = describe_job_user("nobody", closed / "work")
-    assert f"WARNING: it cannot pass through to the work directory {closed / 'work'}" in warned
-    assert "every job fails" in describe_job_user("root", tmp_path)
+    identities = resolve_job_identities()
+    described = describe_job_identities(identities, tmp_path / "work", tmp_path / "jobs")
+    assert described == (
+        f"uids {DEFAULT_FIRST_UID}-{DEFAULT_FIRST_UID + 999}, one per running job or warm "
+        "executor (no two share one)"
+    )
+    warned = describe_job_identities(identities, closed / "work", tmp_path / "jobs")
+    assert f"WARNING: jobs cannot pass through to the work directory {closed / 'work'}" in warned
+    assert "every job fails" in describe_job_identities("a bad range", tmp_path)
 
 
 def test_builds_offer_no_interpreter_the_job_user_cannot_run(tmp_path: Path) -> None:
@@ -73,7 +88,7 @@ def test_builds_offer_no_interpreter_the_job_user_cannot_run(tmp_path: Path) -> 
     # A copy of an interpreter in a directory only root may enter (its standard library
     # stays where it was): root can run it, the job user cannot.
     shutil.copy2(os.path.realpath(job_python()), closed / "python3")
-    user = resolve_job_user()
+    user = resolve_job_identities().representative()
 
     def offered(runs_as: tuple[int, int] | None) -> set[Path]:
         registry = InterpreterRegistry(
