@@ -11,6 +11,10 @@ COPY pyproject.toml README.md ./
 COPY compute compute
 COPY api api
 COPY worker worker
+# nftables: the worker's network policy for job uids (README "Containment").
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends nftables \
+    && rm -rf /var/lib/apt/lists/*
 RUN pip install . \
     && useradd --create-home --uid 1000 compute \
     && mkdir -p /data/blobs \

@@ -21,6 +21,7 @@ from .config import (
 from .database import configure_engine, upgrade_database
 from .errors import register_error_handlers
 from .extensions import db, migrate
+from .redaction import install_log_filter, secret_values
 
 API_PREFIX = "/compute/v1"
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -43,6 +44,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     prepare_data_dir(Path(app.config["DATA_DIR"]), app.config["SQLALCHEMY_DATABASE_URI"])
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = load_secret_key(Path(app.config["DATA_DIR"]))
+    # The service's own log lines never show a credential of its settings.
+    install_log_filter([logging.getLogger(), app.logger], secret_values(app.config))
     if not app.config.get("DEFAULT_IMAGE"):
         version = f"{sys.version_info.major}.{sys.version_info.minor}"
         app.config["DEFAULT_IMAGE"] = f"python{version}:latest"

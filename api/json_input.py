@@ -6,7 +6,7 @@ field:
 
 - nesting deeper than `MAX_JSON_DEPTH`, measured on the raw text without recursion, so
   no parser, encoder or worker downstream ever meets a document deep enough to exhaust
-  its stack (a 100,000-deep body costs this check one regex pass);
+  its stack (a 100,000-deep body costs this check a few regex passes, not a stack);
 - `NaN` and `Infinity` (not JSON) and numbers no double can hold (`1e400`);
 - lone surrogates and NUL characters, in keys or values: UTF-8 and PostgreSQL cannot
   store them.
@@ -44,7 +44,12 @@ MAX_STORED_DEPTH = 256
 
 # A JSON string (escapes included) or one bracket: strings are skipped whole, so brackets
 # inside them do not count.
-_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]', re.DOTALL)
+_STRING = r'"[^"\\]*(?:\\.[^"\\]*)*"'
+_TOKEN = re.compile(_STRING + r"|[\[\]{}]", re.DOTALL)
+# Strings whole, then runs of anything but brackets and quotes, then a stray quote.
+_NOT_A_BRACKET = re.compile(_STRING + r'|[^\[\]{}"]+|"', re.DOTALL)
+# One alternation, so `{[]}` loses one level per pass, never two.
+_INNERMOST_PAIR = re.compile(r"\[\]|\{\}")
 _UNSTORABLE_CHARACTER = re.compile("[\x00\ud800-\udfff]")
 
 
@@ -109,6 +114,7 @@ def text_problem(text: str) -> str | None:
 
 
 def max_depth() -> int:
+    """The nesting cap for input: MAX_JSON_DEPTH if configured, never past what reads back."""
     configured = int(current_app.config.get("MAX_JSON_DEPTH", MAX_JSON_DEPTH))
     return min(configured, MAX_STORED_DEPTH)
 
@@ -153,11 +159,25 @@ def _parse(text: str, field: str | None) -> tuple[Any, _Refusal | None]:
 def _depth_exceeded(text: str, limit: int) -> str | None:
     """None if `text` nests at most `limit` deep; else the top-level key it nests under.
 
-    The key is "" when the top level is not an object. A scan of tokens, not a parse:
-    it keeps one counter however deep the text goes.
+    The key is "" when the top level is not an object. Regex passes, not a parse: the
+    text is cut down to its brackets and each pass removes the innermost pairs, one
+    level at a time, so the cost does not depend on the depth of the stack.
     """
     if text.count("[") + text.count("{") <= limit:
-        return None  # too few brackets to nest that deep: the common case, no scan
+        return None  # too few brackets to nest that deep: the common case
+    brackets = _NOT_A_BRACKET.sub("", text)
+    for _ in range(limit):
+        reduced = _INNERMOST_PAIR.sub("", brackets)
+        if not reduced:
+            return None
+        if len(reduced) == len(brackets):
+            break  # unbalanced: malformed, unless the scan below finds it too deep
+        brackets = reduced
+    return _deep_key(text, limit)
+
+
+def _deep_key(text: str, limit: int) -> str | None:
+    """Like `_depth_exceeded`, token by token: slower, but it knows the key."""
     depth = 0
     top_is_object = False
     key = ""  # the last string at depth 1 of an object: the key of what opens next

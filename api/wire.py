@@ -28,7 +28,9 @@ NAME_PATTERN = re.compile(r"^[^/\\\x00-\x1f\x7f]{1,200}$")
 IMAGE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}(:[A-Za-z0-9._-]{1,100})?$")
 # Matched whole (fullmatch): `$` would let a trailing newline through.
 SUBMISSION_KEY_PATTERN = re.compile(rf"[^\x00-\x1f\x7f]{{1,{SUBMISSION_KEY_LENGTH}}}")
-SUBMISSION_KEY_RULE = f"must be 1-{SUBMISSION_KEY_LENGTH} characters without control characters"
+SUBMISSION_KEY_RULE = (
+    f"must be 1-{SUBMISSION_KEY_LENGTH} characters without control characters or lone surrogates"
+)
 
 # The two names a client gives a submission key by: a bulk body field, a request header.
 REFERENCE_ID = "reference_id"

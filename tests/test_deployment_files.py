@@ -147,3 +147,20 @@ def test_readme_set_up_is_two_commands_the_second_running_ci() -> None:
     assert "\n" not in commands[0] and "compute up" in commands[0]
     assert commands[1] == "bash .ci/run"
     assert (ROOT / ".ci" / "run").exists()
+
+
+def test_the_compose_worker_contains_jobs_as_compute_up_does(compose: dict) -> None:
+    """Root in its container with the capabilities containment needs, as `compute up` is
+    on a host: jobs switch to uids of their own, mounts and nftables rules are allowed."""
+    services = code_services(compose)
+    worker = services["worker"]
+    assert worker["user"] == "0:0"
+    assert {"SYS_ADMIN", "NET_ADMIN"} <= set(worker["cap_add"])
+    assert "apparmor:unconfined" in worker["security_opt"]
+    # The blobs are private to whoever writes them: every service runs as one user.
+    assert {service["user"] for service in services.values()} == {"0:0"}
+
+
+def test_the_image_installs_what_the_network_policy_needs() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "nftables" in dockerfile

@@ -16,8 +16,7 @@ from flask import Flask
 
 from api import create_app
 from api.dispatch import BUILD_QUEUE
-
-from .redaction import install_log_filter, secret_values
+from api.redaction import install_log_filter, secret_values
 
 
 def celery_init_app(app: Flask) -> Celery:

@@ -17,6 +17,7 @@ from flask import current_app
 from api.blobstore import job_log_key, job_result_key
 from api.extensions import db
 from api.models import Function, Job
+from api.redaction import job_output_redactor
 from compute.statuses import JobStatus
 
 from .claims import (
@@ -131,7 +132,7 @@ def _run_claimed(
 ) -> AttemptResult:
     job = db.session.get(Job, claim.job_id)
     function = db.session.get(Function, claim.function_id)
-    log = JobLog()
+    log = JobLog(redact=job_output_redactor(current_app.config))
     log.add(f"[attempt {claim.attempt}]")
     try:
         env_python, bundle_dir = prepare_function(function)

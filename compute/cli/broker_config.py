@@ -9,6 +9,7 @@ never in argv, which every local user can read in `/proc/<pid>/cmdline`, nor in 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from dataclasses import dataclass
@@ -92,7 +93,9 @@ class BrokerSettings:
         except ValueError:
             maxmemory_mb = 0
         if maxmemory_mb <= 0:
-            raise ServiceError(f"{MAXMEMORY_VARIABLE} must be a positive number of MiB, not {text!r}")
+            raise ServiceError(
+                f"{MAXMEMORY_VARIABLE} must be a positive number of MiB, not {text!r}"
+            )
         return cls(maxmemory_mb, os.environ.get(USER_VARIABLE) or DEFAULT_USER)
 
 
@@ -117,10 +120,8 @@ def _create_private(path: Path, content: str) -> None:
     try:
         with os.fdopen(fd, "w") as handle:
             handle.write(content)
-        try:
+        with contextlib.suppress(FileExistsError):  # the other start's password stands
             os.link(staging, path)
-        except FileExistsError:
-            pass
     finally:
         staging.unlink()
 

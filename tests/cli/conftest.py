@@ -161,6 +161,19 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningUp]:
         yield running
 
 
+def create_token(service: RunningUp, name: str) -> str:
+    """A token for the user `name`, from `compute token create` against `service`'s data."""
+    result = subprocess.run(
+        compute_cli("token", "create", "--user", name, "--data-dir", str(service.data_dir)),
+        capture_output=True,
+        text=True,
+        env=cli_environment(),
+        timeout=120,
+        check=True,
+    )
+    return result.stdout.strip()
+
+
 def get(url: str, token: str | None = None) -> requests.Response:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     return requests.get(url, headers=headers, timeout=30)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import json
 import signal
-import subprocess
 import time
 from collections.abc import Callable
 
@@ -18,8 +17,7 @@ from tests.redis_databases import claimed_redis_url
 from .conftest import (
     STOP_TIMEOUT_SECONDS,
     RunningUp,
-    cli_environment,
-    compute_cli,
+    create_token,
     get,
     survivors,
 )
@@ -28,18 +26,6 @@ from .conftest import (
 def jwt_claims(token: str) -> dict[str, object]:
     payload = token.split(".")[1]
     return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-
-
-def create_token(service: RunningUp, name: str) -> str:
-    result = subprocess.run(
-        compute_cli("token", "create", "--user", name, "--data-dir", str(service.data_dir)),
-        capture_output=True,
-        text=True,
-        env=cli_environment(),
-        timeout=120,
-        check=True,
-    )
-    return result.stdout.strip()
 
 
 def test_up_serves_the_api_and_says_how_to_reach_it(service: RunningUp) -> None:

@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from api.redaction import Redactor
+
 from ..execution.job_user import job_identities
-from ..redaction import Redactor
 from .bundle import BundleLimits, UnpackedBundle, unpack_bundle
 from .environments import Environment, EnvironmentCache
 from .errors import BuildError, EnvironmentBuildError, RequirementsError

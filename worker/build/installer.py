@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from ..redaction import Redactor, secret_values
+from api.redaction import Redactor, secret_values
+
 from .errors import EnvironmentBuildError
 
 logger = logging.getLogger(__name__)

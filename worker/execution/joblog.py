@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import threading
+from collections.abc import Callable
 
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 MAX_LINE_CHARS = 64 * 1024
@@ -35,8 +36,12 @@ def _entry(text: str, moment: dt.datetime | None, truncated: bool = False) -> by
 class JobLog:
     """Collects timestamped lines from several threads, up to `max_bytes` of job output."""
 
-    def __init__(self, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+    def __init__(
+        self, max_bytes: int = DEFAULT_MAX_BYTES, redact: Callable[[str], str] | None = None
+    ) -> None:
         self.max_bytes = max_bytes
+        # Hides the operator's secret values should a job print one (it cannot read them).
+        self._redact = redact
         self._chunks: list[bytes] = []
         self._output_bytes = 0
         self._dropped_lines = 0
@@ -62,6 +67,8 @@ class JobLog:
         Args:
             truncated: the line was cut short on reading; it is marked so.
         """
+        if self._redact is not None:
+            text = self._redact(text)
         line = _entry(text, moment, truncated)
         with self._lock:
             if self._cut_at is None and self._output_bytes + len(line) <= self.max_bytes:

@@ -101,6 +101,11 @@ class JobSandbox:
         _mount(None, "/", MS_REC | MS_PRIVATE)
         for source, inside in self.skeleton:
             os.makedirs(inside, exist_ok=True)
+            # The way in may be passed, not listed: it shows nothing of the host's /tmp.
+            for directory in (inside, *inside.parents):
+                if directory == self.private_tmp:
+                    break
+                os.chmod(directory, 0o711)
             _mount(source, str(inside), MS_BIND)
         private = str(self.private_tmp)
         for directory in PRIVATE_DIRECTORIES:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from worker.redaction import (
+from api.redaction import (
     Redactor,
     install_log_filter,
     job_output_redactor,

@@ -88,6 +88,11 @@ class Redactor:
 
     Build one per set of values and call it on each text: a call is a few substring
     searches and, only when a line has an `@` or `=`, two regular expressions.
+
+    Args:
+        secrets: values to hide wherever they appear; short ones are ignored.
+        paths: directories to name by a placeholder, e.g. `{wheelhouse: "<wheelhouse>"}`.
+        urls: also strip credentials from URLs (`redact_urls`).
     """
 
     def __init__(
@@ -97,12 +102,6 @@ class Redactor:
         *,
         urls: bool = True,
     ) -> None:
-        """
-        Args:
-            secrets: values to hide wherever they appear; short ones are ignored.
-            paths: directories to name by a placeholder, e.g. `{wheelhouse: "<wheelhouse>"}`.
-            urls: also strip credentials from URLs (`redact_urls`).
-        """
         replacements: dict[str, str] = {}
         for path, placeholder in (paths or {}).items():
             for form in (os.fspath(path), os.path.realpath(path)):
