@@ -100,7 +100,11 @@ class BrokerSettings:
 
 
 def load_password(data_dir: Path) -> str:
-    """The broker's password: read from the data directory, created there (0600) on first start."""
+    """The broker's password: read from the data directory, created there (0600) on first start.
+
+    Raises:
+        ServiceError: the password file is empty.
+    """
     path = data_dir / PASSWORD_FILE_NAME
     if not path.exists():
         _create_private(path, secrets.token_urlsafe(PASSWORD_BYTES))

@@ -76,15 +76,22 @@ def install_executable(source: str, directory: Path) -> Path:
     would name it after the number). Copied anew on every start, so a binary the
     broker's user swapped in never runs again.
     """
+    if os.statvfs(directory).f_flag & os.ST_NOEXEC:
+        raise ServiceError(
+            f"{directory} is on a filesystem mounted noexec, so the broker cannot run from it:"
+            " choose a data directory elsewhere"
+        )
     target = directory / Path(source).name
     # The directory belongs to the broker's user: create under a fresh name, never
     # through a link planted there, then rename over whatever holds the target's name.
     staging = directory / f".{target.name}.{secrets.token_hex(8)}"
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
-    fd = os.open(staging, flags, 0o700)
     try:
-        os.fchmod(fd, 0o755)  # whatever the umask: the broker's user must run it
-        with open(source, "rb") as original, os.fdopen(fd, "wb") as copy:
+        with (
+            os.fdopen(os.open(staging, flags, 0o700), "wb") as copy,
+            open(source, "rb") as original,
+        ):
+            os.fchmod(copy.fileno(), 0o755)  # whatever the umask: the broker's user runs it
             shutil.copyfileobj(original, copy)
         os.replace(staging, target)
     except BaseException:
