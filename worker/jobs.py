@@ -16,6 +16,7 @@ from flask import current_app
 
 from api.blobstore import job_log_key, job_result_key
 from api.extensions import db
+from api.json_input import Unreadable
 from api.models import Function, Job
 from api.redaction import job_output_redactor
 from compute.statuses import JobStatus
@@ -134,6 +135,14 @@ def _run_claimed(
     function = db.session.get(Function, claim.function_id)
     log = JobLog(redact=job_output_redactor(current_app.config))
     log.add(f"[attempt {claim.attempt}]")
+    for value in (job.args, job.kwargs):
+        if isinstance(value, Unreadable):
+            # Stored by an older version: no attempt could ever read it; final, not retried.
+            reason = f"its stored arguments cannot be read: {value.reason}"
+            log.add(f"[{reason}]")
+            return _record(
+                claim, log, None, Verdict(JobStatus.FAILURE, reason, False), 0.0, retry_count
+            )
     try:
         env_python, bundle_dir = prepare_function(function)
     except Exception as error:  # noqa: BLE001 - any preparation failure fails the attempt
