@@ -124,15 +124,23 @@ def wait_ready(log_path: Path, process: subprocess.Popen[bytes], timeout: float 
     raise RuntimeError(f"worker not ready in {timeout}s:\n{log_path.read_text(errors='replace')}")
 
 
+# Jobs run with private /tmp, /var/tmp and /dev/shm: directories they share with the test
+# (data directories, exchange files) live elsewhere.
+EXCHANGE_ROOT = Path("/var/lib/compute-tests") if os.geteuid() == 0 else None
+
+
 @contextlib.contextmanager
-def job_reachable_directory(prefix: str) -> Iterator[Path]:
+def job_reachable_directory(prefix: str, mode: int = 0o711) -> Iterator[Path]:
     """A new directory other users may pass through (not list), removed on exit.
 
-    A worker running as root runs jobs as its job user, who must reach the work directory
-    inside the data directory; pytest's temporary directories are closed to other users.
+    A worker running as root runs jobs under uids of their own, who must reach the work
+    directory inside the data directory; pytest's temporary directories are closed to
+    other users, and a job's /tmp is its own, so it is made under `EXCHANGE_ROOT`.
     """
-    directory = Path(tempfile.mkdtemp(prefix=prefix))
-    directory.chmod(0o711)
+    if EXCHANGE_ROOT is not None:
+        EXCHANGE_ROOT.mkdir(mode=0o711, exist_ok=True)
+    directory = Path(tempfile.mkdtemp(prefix=prefix, dir=EXCHANGE_ROOT))
+    directory.chmod(mode)
     try:
         yield directory
     finally:
@@ -143,23 +151,12 @@ def job_reachable_directory(prefix: str) -> Iterator[Path]:
         shutil.rmtree(directory, ignore_errors=True)
 
 
-# Jobs run with private /tmp, /var/tmp and /dev/shm: a directory they share with the test
-# lives elsewhere.
-EXCHANGE_ROOT = Path("/var/lib/compute-tests") if os.geteuid() == 0 else None
-
-
 @pytest.fixture
 def tmp_path() -> Iterator[Path]:
     """A temporary directory that the jobs under test may use too, whichever uid each
     runs as: writable by all, like /tmp, but outside every job's private directories."""
-    if EXCHANGE_ROOT is not None:
-        EXCHANGE_ROOT.mkdir(mode=0o711, exist_ok=True)
-    directory = Path(tempfile.mkdtemp(prefix="compute-test-", dir=EXCHANGE_ROOT))
-    directory.chmod(0o1777)
-    try:
+    with job_reachable_directory("compute-test-", mode=0o1777) as directory:
         yield directory
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
