@@ -18,7 +18,7 @@ from typing import Any
 
 from api.redaction import Redactor
 
-from ..execution.job_user import job_identities
+from ..execution.job_user import build_identities, job_identities
 from .bundle import BundleLimits, UnpackedBundle, unpack_bundle
 from .environments import Environment, EnvironmentCache
 from .errors import BuildError, EnvironmentBuildError, RequirementsError
@@ -59,7 +59,8 @@ class BuildSettings:
         interpreters = config.get("PYTHON_INTERPRETERS") or ()
         if isinstance(interpreters, str):
             interpreters = [path for path in interpreters.split(",") if path.strip()]
-        user = job_identities(config).representative()
+        identities = job_identities(config)
+        user = identities.representative()
         return cls(
             env_root=work_dir / "envs",
             installer=InstallerOptions(
@@ -67,6 +68,7 @@ class BuildSettings:
                 wheelhouse=Path(wheelhouse) if wheelhouse else None,
                 timeout_seconds=float(config.get("BUILD_TIMEOUT_SECONDS") or 900),
                 only_binary=bool(config.get("ONLY_BINARY_PACKAGES", False)),
+                builds_as=build_identities(config) if identities.switches else None,
             ),
             interpreters=tuple(str(path).strip() for path in interpreters),
             scratch_root=work_dir / "scratch",

@@ -21,11 +21,11 @@ import shutil
 import stat
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..execution.job_user import JobUser
 from .errors import EnvironmentBuildError
 from .images import Interpreter
 from .installer import Installer, InstallerOptions
@@ -124,27 +124,70 @@ class EnvironmentCache:
         # Left by a build that died holding this lock; ours now.
         for stale in self.root.glob(f".{key}.*.partial"):
             remove_tree(stale)
-        staging = self.root / f".{key}.{uuid.uuid4().hex[:12]}.partial"
         started = time.monotonic()
-        with tempfile.TemporaryDirectory(prefix=".scratch-", dir=self.root) as scratch_dir:
-            scratch = Path(scratch_dir)
-            installer = Installer(self.options, scratch)
+        with self._builder() as user:
+            # The build's directory is root's, open to the build's uid alone; what runs
+            # as that uid writes only its scratch and the environment taking shape.
+            build_dir = Path(tempfile.mkdtemp(prefix=f".{key}.", suffix=".partial", dir=self.root))
             try:
-                installer.create(interpreter.path, staging)
-                if requirements:
-                    requirements_file = scratch / "requirements.txt"
-                    requirements_file.write_text(requirements_file_text(list(requirements)))
-                    installer.install(staging / "bin" / "python", requirements_file)
-                _write_info(staging, key, interpreter, requirements, installer.name)
-                make_read_only(staging)
-                # Same parent directory: an atomic rename, allowed on a read-only directory.
-                os.rename(staging, self.path(key))
-            except BaseException:
-                remove_tree(staging)
-                raise
-            log = installer.output()
+                user.open_to(build_dir)
+                scratch, staging = build_dir / "scratch", build_dir / "env"
+                scratch.mkdir(mode=0o700)
+                staging.mkdir(mode=0o755)
+                user.give([scratch, staging])
+                installer = Installer(
+                    self.options,
+                    scratch,
+                    user,
+                    log_path=build_dir / "installer.log",
+                    visible=[staging, interpreter.path.parent],
+                )
+                try:
+                    installer.create(interpreter.path, staging)
+                    if requirements:
+                        requirements_file = build_dir / "requirements.txt"
+                        requirements_file.write_text(requirements_file_text(list(requirements)))
+                        requirements_file.chmod(0o644)
+                        installer.install(staging / "bin" / "python", requirements_file)
+                    # Nothing of the build may run while the worker takes over its output.
+                    user.kill_all()
+                    take_over(staging, user)
+                    _write_info(staging, key, interpreter, requirements, installer.name)
+                    make_read_only(staging, keep_top=True)
+                    # Moving a directory to another parent needs its own write bit.
+                    os.rename(staging, self.path(key))
+                    make_read_only(self.path(key))
+                finally:
+                    log = installer.output()
+            finally:
+                remove_tree(build_dir)
         logger.info("built environment %s in %.1f s", key, time.monotonic() - started)
         return Environment(key, self.path(key), self.path(key) / "bin" / "python", False, log)
+
+    @contextlib.contextmanager
+    def _builder(self) -> Iterator[JobUser]:
+        """The uid a build runs as: leased for it, or the worker's own."""
+        if self.options.builds_as is None:
+            yield JobUser(str(os.geteuid()), os.geteuid(), os.getegid(), switches=False)
+            return
+        with self.options.builds_as.lease() as user:
+            yield user
+
+
+def take_over(staging: Path, user: JobUser) -> None:
+    """Make what the build's uid made the worker's, refusing anything but a directory.
+
+    Raises:
+        EnvironmentBuildError: the environment's directory was replaced by something else.
+    """
+    if not user.switches:
+        return
+    info = os.lstat(staging)
+    if not stat.S_ISDIR(info.st_mode):
+        raise EnvironmentBuildError("the build replaced its environment directory")
+    for directory, names, files in os.walk(staging):  # links are not followed
+        for path in (directory, *(os.path.join(directory, name) for name in (*names, *files))):
+            os.chown(path, 0, 0, follow_symlinks=False)
 
 
 def _write_info(
@@ -162,13 +205,18 @@ def _write_info(
     (target / INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
 
 
-def make_read_only(root: Path) -> None:
-    """Clear every write bit under `root`; symbolic links (to the interpreter) are skipped."""
+def make_read_only(root: Path, keep_top: bool = False) -> None:
+    """Clear every write bit under `root` (but the owner's on `root` itself with
+    `keep_top`); symbolic links (to the interpreter) are skipped."""
     for directory, _, files in os.walk(root):
         for path in [directory, *(os.path.join(directory, name) for name in files)]:
             mode = os.lstat(path).st_mode
-            if not stat.S_ISLNK(mode):
-                os.chmod(path, stat.S_IMODE(mode) & ~WRITE_BITS)
+            if stat.S_ISLNK(mode):
+                continue
+            cleared = stat.S_IMODE(mode) & ~WRITE_BITS
+            if keep_top and path == str(root):
+                cleared |= stat.S_IWUSR
+            os.chmod(path, cleared)
 
 
 def remove_tree(root: Path) -> None:

@@ -16,13 +16,16 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from api.redaction import Redactor, secret_values
 
+from ..execution.job_user import JobIdentities, JobUser
+from ..execution.runtime import reachable_copy
+from ..execution.sandbox import JobSandbox
 from .errors import EnvironmentBuildError
 
 logger = logging.getLogger(__name__)
@@ -57,6 +60,8 @@ class InstallerOptions:
         uv_cache_dir: uv's cache; uv's default (under HOME) when None.
         environment: variables the installer sees besides PATH, HOME, LANG and TMPDIR,
             such as proxies (see `NETWORK_VARIABLES`) or credentials for `index_url`.
+        builds_as: uids to lease one from for each build, which then runs unprivileged
+            in a namespace of its own (`sandbox.py`); None runs builds as the worker.
     """
 
     index_url: str | None = None
@@ -66,6 +71,7 @@ class InstallerOptions:
     only_binary: bool = False
     uv_cache_dir: Path | None = None
     environment: Mapping[str, str] = field(default_factory=dict)
+    builds_as: JobIdentities | None = None
 
     def source_arguments(self) -> list[str]:
         arguments: list[str] = []
@@ -101,16 +107,42 @@ class Installer:
     (`<environment>`, `<temp>`): they are the worker's, and only it knows them.
     """
 
-    def __init__(self, options: InstallerOptions, scratch: Path) -> None:
+    def __init__(
+        self,
+        options: InstallerOptions,
+        scratch: Path,
+        user: JobUser | None = None,
+        log_path: Path | None = None,
+        visible: Sequence[Path] = (),
+    ) -> None:
+        """
+        Args:
+            scratch: the build's own directory (its HOME, TMPDIR and caches); `user`'s.
+            user: who the commands run as; the worker itself when None.
+            log_path: where the commands' output is kept, somewhere `user` cannot write.
+            visible: what the commands must see besides `scratch` when they run in a
+                namespace (the environment's directory, the interpreter, the wheelhouse).
+        """
         self.options = options
         self.scratch = scratch
+        self.user = user if user is not None and user.switches else None
         self._placeholders: dict[Path, str] = {scratch: "<temp>"}
-        self.log_path = scratch / "installer.log"
+        self.log_path = log_path or scratch / "installer.log"
         self.deadline = time.monotonic() + options.timeout_seconds
         uv = find_uv() if options.installer != "pip" else None
         if uv is None and options.installer == "uv":
             raise EnvironmentBuildError("the uv installer is not available on this worker")
+        if uv is not None and self.user is not None:
+            uv = reachable_copy(uv)  # the service's installation may be closed to the build
         self.uv = uv
+        self.sandbox = None
+        if self.user is not None:
+            private_tmp = scratch / "tmp"
+            private_tmp.mkdir(mode=0o700, exist_ok=True)
+            self.user.give([private_tmp])
+            wheelhouse = [options.wheelhouse] if options.wheelhouse else []
+            tools = [uv.parent] if uv is not None else []
+            self.sandbox = JobSandbox(private_tmp, [scratch, *visible, *wheelhouse, *tools])
 
     @property
     def name(self) -> str:
@@ -121,10 +153,12 @@ class Installer:
         self._placeholders[target] = "<environment>"
         if self.uv:
             # Relocatable: the environment is built under a temporary name and renamed.
+            # The directory exists already, made for the build's uid.
             command = [
                 str(self.uv),
                 "venv",
                 "--no-config",
+                "--allow-existing",
                 "--relocatable",
                 "--no-python-downloads",
                 "--python",
@@ -186,6 +220,7 @@ class Installer:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=self._confine if self.user is not None else None,
             )
             try:
                 code = process.wait(timeout=remaining)
@@ -194,6 +229,12 @@ class Installer:
                 raise self._timed_out() from None
         if code != 0:
             raise EnvironmentBuildError(f"{step} failed (exit status {code})", self.output())
+
+    def _confine(self) -> None:
+        # In the child, as root: its own /tmp and no service's socket, then the build's uid.
+        assert self.sandbox is not None and self.user is not None
+        self.sandbox.enter()
+        self.user.become()
 
     def output(self) -> str:
         """Everything the commands printed so far, or its tail if it is very long.
@@ -228,7 +269,11 @@ class Installer:
             "TMPDIR": str(self.scratch),
             "UV_PYTHON_DOWNLOADS": "never",
         }
-        if self.options.uv_cache_dir is not None:
+        if self.user is not None:
+            # Nothing of the worker's: a cache shared between builds of different owners
+            # would let one build's code poison another's packages.
+            environment.update(HOME=str(self.scratch), UV_CACHE_DIR=str(self.scratch / "cache"))
+        elif self.options.uv_cache_dir is not None:
             environment["UV_CACHE_DIR"] = str(self.options.uv_cache_dir)
         return {**environment, **self.options.environment}
 

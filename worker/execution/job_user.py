@@ -31,6 +31,7 @@ from typing import Any
 
 DEFAULT_FIRST_UID = 200_000
 DEFAULT_UID_COUNT = 1000
+BUILD_UID_COUNT = 100
 PR_SET_NO_NEW_PRIVS = 38
 # Where the uid locks live: root's own, so no job can take or hold one.
 LOCK_DIR_NAME = "compute-job-uids"
@@ -247,6 +248,17 @@ def job_identities(config: Mapping[str, Any]) -> JobIdentities:
         ValueError: see `resolve_job_identities`.
     """
     return resolve_job_identities(config.get("JOB_UID_BASE"), config.get("JOB_UID_COUNT"))
+
+
+def build_identities(config: Mapping[str, Any]) -> JobIdentities:
+    """The uids builds run as: the `BUILD_UID_COUNT` after the job range.
+
+    An sdist's build backend is code the function's owner chose, so it runs unprivileged,
+    one uid per build; outside the job range, so the job network policy leaves it the
+    operator's package index, which may listen on this host.
+    """
+    jobs = job_identities(config)
+    return resolve_job_identities(jobs.first_uid + jobs.count, BUILD_UID_COUNT)
 
 
 def describe_job_identities(

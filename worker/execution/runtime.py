@@ -44,3 +44,16 @@ def scripts_directory() -> Path:
 
     atexit.register(remove)
     return directory
+
+
+@functools.cache
+def reachable_copy(executable: Path) -> Path:
+    """A copy of `executable` (the installer, say) that unprivileged uids can run, beside
+    the scripts: the service's installation may be closed to them."""
+    target = scripts_directory() / executable.name
+    if not target.exists():
+        staging = target.with_name(f".{target.name}.{os.getpid()}")
+        shutil.copyfile(executable, staging)
+        staging.chmod(0o755)
+        os.replace(staging, target)
+    return target
