@@ -17,6 +17,7 @@ from .execution.job_user import describe_job_identities, job_identities
 from .execution.limits import describe_enforcement
 from .execution.network import apply_network_policy
 from .execution.runtime import scripts_directory
+from .execution.sandbox import describe_sandbox
 from .queues import active_function_ids
 from .reconciler import Reconciler, ReconcilerSettings
 
@@ -37,6 +38,7 @@ def on_worker_ready(sender: Any = None, **_: Any) -> None:
     for limit, mechanism in describe_enforcement(mode).items():
         logger.info("limit %s enforced by: %s", limit, mechanism)
     logger.info("jobs run as: %s", _describe_job_identities(flask_app.config))
+    logger.info("job file system: %s", describe_sandbox())
     _apply_network_policy(flask_app.config)
     with flask_app.app_context():
         function_ids = active_function_ids()

@@ -73,8 +73,11 @@ class JobSandbox:
     keep_visible: Sequence[Path]
 
     def __post_init__(self) -> None:
-        self.sockets = listening_socket_paths()
-        self.skeleton = self._skeleton()
+        # Only root may make a mount namespace; a worker that is not root runs jobs as
+        # itself, with the file system it sees (it says so at start: `describe`).
+        self.enabled = os.geteuid() == 0
+        self.sockets = listening_socket_paths() if self.enabled else []
+        self.skeleton = self._skeleton() if self.enabled else []
 
     def _skeleton(self) -> list[tuple[str, Path]]:
         """(kept directory, where it is bound inside the private directory) for each kept
@@ -97,6 +100,8 @@ class JobSandbox:
         Kept directories are bound into the private directory first, at the place they
         will have once it covers `/tmp`, while their paths still name them.
         """
+        if not self.enabled:
+            return
         _check(_LIBC.unshare(CLONE_NEWNS), "unshare(CLONE_NEWNS)")
         _mount(None, "/", MS_REC | MS_PRIVATE)
         for source, inside in self.skeleton:
@@ -108,9 +113,12 @@ class JobSandbox:
                 os.chmod(directory, 0o711)
             _mount(source, str(inside), MS_BIND)
         private = str(self.private_tmp)
+        source = private
         for directory in PRIVATE_DIRECTORIES:
             if os.path.isdir(directory):
-                _mount(private, directory, MS_BIND | MS_REC)
+                _mount(source, directory, MS_BIND | MS_REC)
+                # Its own path may lie under what it now covers: bind the rest from here.
+                source = directory
         for path in self.sockets:
             if os.path.lexists(path) and not _under(path, private):
                 _mount("/dev/null", path, MS_BIND)
@@ -127,3 +135,16 @@ def _check(result: int, what: str) -> None:
     if result != 0:
         error = ctypes.get_errno()
         raise SandboxError(error, f"{what}: {os.strerror(error)}")
+
+
+def describe_sandbox() -> str:
+    """How a job's file system is separated, for the worker's start-up log."""
+    if os.geteuid() != 0:
+        return (
+            "not separated: only a worker running as root gives each job a mount namespace; "
+            "jobs share /tmp and may reach services' Unix sockets"
+        )
+    return (
+        "a mount namespace per job and warm executor: private /tmp, /var/tmp and /dev/shm, "
+        "every listening Unix socket covered"
+    )
