@@ -3,7 +3,7 @@
 Run as root in the job's process (or its warm executor) between fork and exec, before it
 switches to its uid. It enters a mount namespace of its own, where:
 
-- `/tmp`, `/var/tmp` and `/dev/shm` are the job's own scratch directory, counted against
+- `/tmp`, `/var/tmp`, `/dev/shm` and `/run/lock` are the job's own scratch directory, counted against
   its disk limit and removed with it, so nothing a job writes there outlives it or is
   seen by another job; the paths the job runs from that lie under them (the worker's
   work directory, in tests) are bound back in at their usual places;
@@ -28,7 +28,8 @@ MS_BIND = 4096
 MS_REC = 16384
 MS_PRIVATE = 1 << 18
 SO_ACCEPTCON = 0x10000  # the flag /proc/net/unix shows for a listening socket
-PRIVATE_DIRECTORIES = ("/tmp", "/var/tmp", "/dev/shm")
+# Every directory any user may write: a job writes only its own.
+PRIVATE_DIRECTORIES = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")
 
 _LIBC = ctypes.CDLL(None, use_errno=True)
 
