@@ -5,8 +5,8 @@ switches to its uid. It enters a mount namespace of its own, where:
 
 - `/tmp`, `/var/tmp`, `/dev/shm` and `/run/lock` are the job's own scratch directory,
   counted against its disk limit and removed with it, so nothing a job writes there
-  outlives it or is seen by another job; the paths the job runs from that lie under them (the worker's
-  work directory, in tests) are bound back in at their usual places;
+  outlives it or is seen by another job; the paths the job runs from that lie under
+  them (the worker's work directory, in tests) are bound back in at their places;
 - every Unix socket that something on the host listens on (PostgreSQL's
   `/var/run/postgresql/.s.PGSQL.5432`, a broker's socket, MySQL's ...) is covered with
   `/dev/null`, so a job cannot connect to a local service the network policy does not
