@@ -151,6 +151,7 @@ class Installer:
     def create(self, interpreter: Path, target: Path) -> None:
         """Create an empty environment at `target` from the base `interpreter`."""
         self._placeholders[target] = "<environment>"
+        self._placeholders[interpreter] = "<python>"
         if self.uv:
             # Relocatable: the environment is built under a temporary name and renamed.
             # The directory exists already, made for the build's uid.

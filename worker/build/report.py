@@ -42,7 +42,8 @@ class BuildReport:
         self._lines.extend(f"  {requirement}" for requirement in requirements)
 
     def interpreter(self, interpreter: Interpreter) -> None:
-        self._lines.append(f"Interpreter: Python {interpreter.version} at {interpreter.path}")
+        # Its version, not its path: where Python is installed is the worker's business.
+        self._lines.append(f"Interpreter: Python {interpreter.version}")
 
     def environment_started(self) -> None:
         self._step_started = time.monotonic()

@@ -14,7 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from worker.build import BuildResult, BuildSettings, InstallerOptions, build_function
+from worker.build import (
+    BuildResult,
+    BuildSettings,
+    InstallerOptions,
+    InterpreterRegistry,
+    build_function,
+)
 
 from .conftest import IMAGE
 from .zips import bundle_zip
@@ -115,11 +121,21 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path, index: Index) -> Bu
     )
 
 
+def interpreter_paths() -> set[str]:
+    found = InterpreterRegistry().interpreters().values()
+    return {str(i.path) for i in found} | {os.path.realpath(i.path) for i in found}
+
+
 def assert_nothing_leaks(result: BuildResult, index: Index, tmp_path: Path) -> None:
     shown = f"{result.log_text}\n{result.error or ''}"
     assert index.password not in shown, shown
     for path in {str(tmp_path), os.path.realpath(tmp_path)}:
         assert path not in shown, shown
+    # Nor where the worker's Python is installed: the image and version say enough.
+    python = result.environment.python if result.environment else None
+    for interpreter in interpreter_paths():
+        assert interpreter not in shown, (interpreter, shown)
+    assert python is None or str(python) not in shown
     # The index is still named, so the owner can tell where packages came from.
     assert f"--index-url http://***@127.0.0.1:{index.port}/simple" in shown, shown
     assert "--find-links <wheelhouse>" in shown and "<environment>/bin/python" in shown, shown

@@ -31,7 +31,7 @@ def test_build_succeeds_and_logs_every_step(settings: BuildSettings) -> None:
         f"Image: {IMAGE}",
         "Bundle: 2 files",
         "Requirements (1):\n  tinypkg\n",
-        f"Interpreter: Python {interpreter_registry().resolve(IMAGE).version} at /",
+        f"Interpreter: Python {interpreter_registry().resolve(IMAGE).version}\n",
         "built in",
         "--- installer output ---",
         "+ tinypkg==1.0",
