@@ -4,6 +4,7 @@ and start its reconciler; what each pool process does when it is forked."""
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -13,15 +14,17 @@ from api.dispatch import function_queue
 from api.extensions import db
 
 from .celery_app import app, flask_app
-from .execution.job_user import describe_job_identities, job_identities
+from .execution.job_user import build_identities, describe_job_identities, job_identities
 from .execution.limits import describe_enforcement
-from .execution.network import apply_network_policy
+from .execution.network import apply_network_policy, services_of
 from .execution.runtime import scripts_directory
 from .execution.sandbox import describe_sandbox
 from .queues import active_function_ids
 from .reconciler import Reconciler, ReconcilerSettings
 
 logger = logging.getLogger(__name__)
+# Where builds may need to connect on this host, besides the package index.
+PROXIES = ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy")
 
 _reconcilers: list[Reconciler] = []
 
@@ -82,8 +85,15 @@ def _describe_job_identities(config: Any) -> str:
 
 
 def _apply_network_policy(config: Any) -> None:
-    """Refuse job uids the host's own and link-local addresses (see `network.py`)."""
+    """Refuse job uids the host's own and link-local addresses (see `network.py`), and
+    build uids the same but for the package index and proxies builds need."""
     policy = apply_network_policy(
         int(config["JOB_UID_BASE"]), int(config["JOB_UID_COUNT"]), config.get("JOB_NETWORK")
+    )
+    (logger.info if policy.enforced else logger.warning)("%s", policy.description)
+    builds = build_identities(config)
+    needed = [config.get("PACKAGE_INDEX_URL"), *(os.environ.get(name) for name in PROXIES)]
+    policy = apply_network_policy(
+        builds.first_uid, builds.count, "outbound", services_of(needed), who="build"
     )
     (logger.info if policy.enforced else logger.warning)("%s", policy.description)

@@ -208,6 +208,15 @@ def test_a_job_writing_past_its_disk_limit_fails_and_leaves_nothing(
     assert left == []
 
 
+def test_the_worker_says_at_start_how_jobs_and_builds_are_contained(
+    execution_stack: ExecutionStack,
+) -> None:
+    started = execution_stack.worker_output()
+    assert "job network: nftables owner match on uids 200000-200999" in started
+    assert "build network: nftables owner match on uids 201000-201099" in started
+    assert "job file system: a mount namespace per job" in started
+
+
 def test_every_job_runs_as_a_uid_of_the_range(exec_user: ApiClient) -> None:
     identities = resolve_job_identities()
     fn = Function(functions.who_am_i, name="whoami", timeout=60)

@@ -127,6 +127,8 @@ class Installer:
         self.scratch = scratch
         self.user = user if user is not None and user.switches else None
         self._placeholders: dict[Path, str] = {scratch: "<temp>"}
+        if log_path is not None:
+            self._placeholders[log_path.parent] = "<build>"
         self.log_path = log_path or scratch / "installer.log"
         self.deadline = time.monotonic() + options.timeout_seconds
         uv = find_uv() if options.installer != "pip" else None

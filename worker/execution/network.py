@@ -26,9 +26,12 @@ import ipaddress
 import logging
 import os
 import shutil
+import socket
 import subprocess
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import Enum
+from urllib.parse import urlsplit
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +40,8 @@ TABLE_PREFIX = "compute_jobs"
 NFT_TIMEOUT_SECONDS = 10
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+Service = tuple[IPAddress, int]  # an address and a TCP port
 
 
 class NetworkMode(str, Enum):
@@ -100,8 +105,14 @@ def table_name(first_uid: int, count: int) -> str:
     return f"{TABLE_PREFIX}_{first_uid}_{first_uid + count - 1}"
 
 
-def render_ruleset(first_uid: int, count: int, setting: NetworkSetting) -> str:
-    """The `nft -f` script that replaces this range's table with the rules for `setting`."""
+def render_ruleset(
+    first_uid: int,
+    count: int,
+    setting: NetworkSetting,
+    services: Sequence[Service] = (),
+) -> str:
+    """The `nft -f` script that replaces this range's table with the rules for `setting`;
+    `services` (address, TCP port) stay reachable whatever else is refused."""
     _check_range(first_uid, count)
     table = table_name(first_uid, count)
     last = first_uid + count - 1
@@ -119,7 +130,11 @@ def render_ruleset(first_uid: int, count: int, setting: NetworkSetting) -> str:
             if listed:
                 rules.append(f"{family} daddr {{ {', '.join(listed)} }} accept")
         rules.append("goto refuse")
-    body = "".join(f"    {rule}\n" for rule in rules)
+    exceptions = [
+        f"{'ip' if address.version == 4 else 'ip6'} daddr {address} tcp dport {port} accept"
+        for address, port in services
+    ]
+    body = "".join(f"    {rule}\n" for rule in (*exceptions, *rules))
     # Adding the table first makes the delete succeed on a host that has none yet; the
     # three steps commit together, so no packet ever sees the range unfiltered.
     # The uid match must be positive ("skuid in range: go check"), never "skuid not in
@@ -144,24 +159,67 @@ def render_ruleset(first_uid: int, count: int, setting: NetworkSetting) -> str:
     )
 
 
-def apply_network_policy(first_uid: int, count: int, setting: str | None) -> NetworkPolicy:
-    """Install the rules for the job uids `first_uid .. first_uid + count - 1`.
+def apply_network_policy(
+    first_uid: int,
+    count: int,
+    setting: str | None,
+    services: Sequence[Service] = (),
+    who: str = "job",
+) -> NetworkPolicy:
+    """Install the rules for the uids `first_uid .. first_uid + count - 1`.
 
     Never fails for want of means: without root, `nft` or kernel support it returns an
-    unenforced policy whose description says what jobs can reach and why.
+    unenforced policy whose description says what those uids can reach and why.
+
+    Args:
+        services: (address, TCP port) pairs left reachable, on this host too: the
+            package index and proxy a build needs (`services_of`).
+        who: whose network this is, for the description (`job`, `build`).
 
     Raises:
         ValueError: `setting` is invalid, or the range is empty or includes root.
     """
     parsed = parse_network_setting(setting)
-    script = render_ruleset(first_uid, count, parsed)
+    script = render_ruleset(first_uid, count, parsed, services)
     table = table_name(first_uid, count)
     uids = f"uids {first_uid}-{first_uid + count - 1}"
     problem = _run_nft(script)
     if problem is not None:
-        return NetworkPolicy(NetworkMechanism.UNRESTRICTED, _unrestricted(uids, problem))
-    described = f"job network: nftables owner match on {uids}: {parsed.describe()}"
+        return NetworkPolicy(NetworkMechanism.UNRESTRICTED, _unrestricted(who, uids, problem))
+    described = f"{who} network: nftables owner match on {uids}: {parsed.describe()}"
+    if services:
+        listed = ", ".join(_show(address, port) for address, port in services)
+        described += f"; except {listed}"
     return NetworkPolicy(NetworkMechanism.NFTABLES, f"{described} (table inet {table})", table)
+
+
+def services_of(urls: Iterable[str | None]) -> list[Service]:
+    """The (address, TCP port) pairs `urls` name, their host names resolved now; URLs
+    without a host (a directory of wheels) or that do not resolve give none."""
+    found: list[Service] = []
+    for url in urls:
+        if not url:
+            continue
+        parts = urlsplit(url if "://" in url else f"http://{url}")
+        try:
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError:
+            continue
+        if not parts.hostname:
+            continue
+        try:
+            infos = socket.getaddrinfo(parts.hostname, port, proto=socket.IPPROTO_TCP)
+        except OSError:
+            continue
+        for info in infos:
+            service = (ipaddress.ip_address(info[4][0].split("%")[0]), port)
+            if service not in found:
+                found.append(service)
+    return found
+
+
+def _show(address: IPAddress, port: int) -> str:
+    return f"[{address}]:{port}" if address.version == 6 else f"{address}:{port}"
 
 
 def remove_network_policy(first_uid: int, count: int) -> bool:
@@ -205,10 +263,11 @@ def _run_nft(script: str) -> str | None:
     return None
 
 
-def _unrestricted(uids: str, problem: str) -> str:
+def _unrestricted(who: str, uids: str, problem: str) -> str:
     return (
-        f"job network: UNRESTRICTED for {uids}: jobs CAN reach the host's loopback services "
-        f"(Redis, PostgreSQL, the API) and the cloud metadata endpoint, because {problem}"
+        f"{who} network: UNRESTRICTED for {uids}: {who}s CAN reach the host's loopback "
+        f"services (Redis, PostgreSQL, the API) and the cloud metadata endpoint, because "
+        f"{problem}"
     )
 
 

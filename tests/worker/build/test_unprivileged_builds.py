@@ -10,6 +10,7 @@ import io
 import json
 import os
 import shutil
+import socket
 import subprocess
 import tarfile
 from collections.abc import Iterator
@@ -23,6 +24,7 @@ from worker.build.environments import EnvironmentCache
 from worker.build.errors import EnvironmentBuildError
 from worker.build.images import InterpreterRegistry
 from worker.execution.job_user import JobIdentities
+from worker.execution.network import apply_network_policy, remove_network_policy
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="only root switches a build's uid")
 
@@ -44,6 +46,13 @@ def _snoop(*_args, **_kwargs):
     except OSError as error:
         seen["socket"] = error.strerror
     seen["tmp"] = sorted(os.listdir("/tmp"))
+    tcp = socket.socket()
+    tcp.settimeout(5)
+    try:
+        tcp.connect(("127.0.0.1", {port}))
+        seen["loopback"] = "connected"
+    except OSError as error:
+        seen["loopback"] = error.strerror
     raise RuntimeError("SNOOP " + json.dumps(seen) + " END")
 
 get_requires_for_build_wheel = _snoop
@@ -62,8 +71,18 @@ def reachable(tmp_path: Path) -> Iterator[Path]:
 
 
 @pytest.fixture
-def identities(tmp_path: Path) -> JobIdentities:
-    return JobIdentities(FIRST_UID, 4, switches=True, lock_dir=tmp_path / "locks")
+def identities(tmp_path: Path) -> Iterator[JobIdentities]:
+    """Build uids of the test's own, under the network policy a worker gives builds."""
+    policy = apply_network_policy(FIRST_UID, 4, "outbound", who="build")
+    yield JobIdentities(FIRST_UID, 4, switches=True, lock_dir=tmp_path / "locks")
+    if policy.enforced:
+        remove_network_policy(FIRST_UID, 4)
+
+
+@pytest.fixture
+def loopback_service() -> Iterator[int]:
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        yield server.getsockname()[1]
 
 
 @pytest.fixture
@@ -93,8 +112,8 @@ def _sdist(directory: Path, name: str, backend: str) -> None:
 def test_a_build_backend_runs_as_a_uid_of_its_own_and_sees_no_secret(
     reachable: Path,
     identities: JobIdentities,
-    interpreter,
-    tmp_path: Path,  # noqa: ANN001
+    interpreter,  # noqa: ANN001 - an images.Interpreter
+    loopback_service: int,
 ) -> None:
     secret = reachable / "secret.key"
     secret.write_text("the signing key")
@@ -104,7 +123,9 @@ def test_a_build_backend_runs_as_a_uid_of_its_own_and_sees_no_secret(
     wheelhouse = reachable / "wheelhouse"
     wheelhouse.mkdir(mode=0o755)
     _sdist(
-        wheelhouse, "snooppkg", SNOOP_BACKEND.format(secret=str(secret), socket_path=socket_path)
+        wheelhouse,
+        "snooppkg",
+        SNOOP_BACKEND.format(secret=str(secret), socket_path=socket_path, port=loopback_service),
     )
     options = InstallerOptions(wheelhouse=wheelhouse, timeout_seconds=120, builds_as=identities)
     cache = EnvironmentCache(reachable / "envs", options)
@@ -117,6 +138,8 @@ def test_a_build_backend_runs_as_a_uid_of_its_own_and_sees_no_secret(
     assert (seen["gid"], seen["groups"]) == (seen["uid"], [])
     assert seen["secret"] == "Permission denied"
     assert seen["socket"] != "connected"
+    if shutil.which("nft"):  # the worker says at start when it cannot filter
+        assert seen["loopback"] != "connected"
     # Its /tmp is its own: nothing of the host's (pytest's directories, other builds').
     assert not any(name.startswith("pytest-of") for name in seen["tmp"]), seen["tmp"]
     assert [path.name for path in (reachable / "envs").iterdir() if path.name != ".locks"] == []

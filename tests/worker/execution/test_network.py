@@ -8,6 +8,7 @@ keeps its own table; this module removes its tables when it is done.
 from __future__ import annotations
 
 import errno
+import ipaddress
 import json
 import os
 import select
@@ -16,7 +17,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -26,9 +27,11 @@ from worker.execution.network import (
     NetworkMechanism,
     NetworkMode,
     NetworkPolicy,
+    Service,
     apply_network_policy,
     parse_network_setting,
     remove_network_policy,
+    services_of,
     table_name,
 )
 
@@ -118,8 +121,10 @@ def install() -> Iterator[Callable[..., NetworkPolicy]]:
     for first, count in ranges:
         remove_network_policy(first, count)
 
-    def installer(setting: str, first_uid: int = FIRST_UID) -> NetworkPolicy:
-        policy = apply_network_policy(first_uid, COUNT, setting)
+    def installer(
+        setting: str, first_uid: int = FIRST_UID, services: Sequence[Service] = ()
+    ) -> NetworkPolicy:
+        policy = apply_network_policy(first_uid, COUNT, setting, services)
         assert policy.enforced, policy.description
         return policy
 
@@ -221,6 +226,22 @@ def test_outbound_lets_a_job_reach_other_machines(
     assert policy.mechanism is NetworkMechanism.NFTABLES
     assert "other outbound allowed" in policy.description
     assert_connected(job_connects(peer.address, peer.port))
+
+
+@requires_root
+def test_a_named_service_on_the_host_stays_reachable_and_nothing_else(
+    install: Callable[..., NetworkPolicy], listener: int
+) -> None:
+    """Builds reach the operator's package index, which may listen on the worker host."""
+    with socket.create_server(("127.0.0.1", 0)) as other:
+        services = services_of([f"http://user:secret@127.0.0.1:{listener}/simple", None])
+        assert services == [(ipaddress.ip_address("127.0.0.1"), listener)]
+        policy = install("outbound", services=services)
+        assert f"except 127.0.0.1:{listener}" in policy.description
+        assert_connected(job_connects("127.0.0.1", listener))
+        assert_refused_fast(job_connects("127.0.0.1", other.getsockname()[1]))
+        assert_refused_fast(job_connects("::1", listener))
+    install("outbound")  # the other tests' rules
 
 
 @requires_root
