@@ -33,6 +33,9 @@ def prepare_function(function: Function) -> tuple[Path, Path]:
     config = current_app.config
     bundles_root = Path(config["WORK_DIR"]) / "bundles"
     bundles_root.mkdir(parents=True, exist_ok=True)
+    # The worker's alone: each job and executor runs from a copy of its own, so no job
+    # can read another function's code here.
+    bundles_root.chmod(0o700)
     final_dir = bundles_root / f"{function.id}-{(function.bundle_sha256 or 'none')[:16]}"
     bundle = current_app.extensions["blobstore"].get(function.bundle_key or "")
     if bundle is None:

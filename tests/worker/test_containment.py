@@ -93,8 +93,13 @@ def test_a_job_finds_nothing_of_another_users_running_job(
         time.sleep(0.1)
     assert pid_file.exists(), her_job.log()
     # The worker's directories of her job and of its executor, as bob would guess them.
-    work = Path(execution_stack.server.app.config["WORK_DIR"]) / "jobs"
-    directories = [str(path) for path in work.iterdir()]
+    work = Path(execution_stack.server.app.config["WORK_DIR"])
+    # Her job's directory and her executor's: the worker's, with her uid as their group.
+    her_uid = psutil.Process(int(pid_file.read_text())).uids().real
+    directories = [str(p) for p in (work / "jobs").iterdir() if p.stat().st_gid == her_uid]
+    assert len(directories) >= 1
+    # And where the worker keeps every function's unpacked code.
+    directories.append(str(work / "bundles"))
     act_as(bob)
     snoop = Function(functions.snoop_on, name="bob", timeout=60)
     snoop.save()
@@ -108,6 +113,9 @@ def test_a_job_finds_nothing_of_another_users_running_job(
     assert her_job.result() == "alice"
     compute.configure(url=None, token=None)
     assert directories and all(outcome.startswith("denied") for outcome in tried.values()), tried
+    # Refused, not missing: each of these exists while her job runs.
+    listed = [outcome for attempt, outcome in tried.items() if attempt.startswith("list ")]
+    assert listed and all(outcome == "denied: Permission denied" for outcome in listed), tried
 
 
 @pytest.fixture
