@@ -47,10 +47,9 @@ from .joblog import MAX_LINE_BYTES, JobLog
 from .limits import JobLimits
 from .runtime import BOOTSTRAP, job_script, scripts_directory
 from .sandbox import JobSandbox
-from .scratch import disk_usage_bytes, make_private_directory
+from .scratch import DiskWatch, make_private_directory
 
 POLL_SECONDS = 0.05
-DISK_POLL_SECONDS = 1.0
 SIGXFSZ_EXIT = -25  # a file grew past RLIMIT_FSIZE, the disk limit
 PUMP_JOIN_SECONDS = 5.0
 DEFAULT_MAX_RESULT_BYTES = 64 * 1024 * 1024
@@ -307,28 +306,6 @@ def run_process(
 
 def _ended_early(ending: Ending, started: float) -> ProcessOutcome:
     return ProcessOutcome(ending, None, None, time.monotonic() - started, 0.0)
-
-
-class DiskWatch:
-    """How much a job has written to its directories, against its disk limit.
-
-    Measured from the start, so the copy of the bundle the job starts with is not its
-    own writing; read every `DISK_POLL_SECONDS` while it runs and once when it ends.
-    """
-
-    def __init__(self, roots: list[Path], limit_mb: int) -> None:
-        self.roots = roots
-        self.limit = limit_mb * 1024 * 1024
-        self.baseline = disk_usage_bytes(roots)
-        self.checked = time.monotonic()
-
-    def exceeded(self) -> bool:
-        self.checked = time.monotonic()
-        # Reaching the limit counts: RLIMIT_FSIZE stops a single file exactly there.
-        return disk_usage_bytes(self.roots) - self.baseline >= self.limit
-
-    def due(self) -> bool:
-        return time.monotonic() - self.checked >= DISK_POLL_SECONDS
 
 
 class Pumps:

@@ -14,12 +14,14 @@ import os
 import shutil
 import stat
 import tempfile
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
 from .job_user import JobUser
 
 ROOT_MODE = 0o711  # jobs pass through to their own directory; none may list the others
+DISK_POLL_SECONDS = 1.0
 
 
 def prepare_scratch_root(root: Path) -> Path:
@@ -73,3 +75,25 @@ def clear_except(directory: Path, keep: Iterable[Path]) -> None:
             else:
                 with contextlib.suppress(OSError):
                     os.unlink(entry.path)
+
+
+class DiskWatch:
+    """How much a job has written to its directories, against its disk limit.
+
+    Measured from the start, so the copy of the bundle the job starts with is not its
+    own writing; read every `DISK_POLL_SECONDS` while it runs and once when it ends.
+    """
+
+    def __init__(self, roots: list[Path], limit_mb: int) -> None:
+        self.roots = roots
+        self.limit = limit_mb * 1024 * 1024
+        self.baseline = disk_usage_bytes(roots)
+        self.checked = time.monotonic()
+
+    def exceeded(self) -> bool:
+        self.checked = time.monotonic()
+        # Reaching the limit counts: RLIMIT_FSIZE stops a single file exactly there.
+        return disk_usage_bytes(self.roots) - self.baseline >= self.limit
+
+    def due(self) -> bool:
+        return time.monotonic() - self.checked >= DISK_POLL_SECONDS
