@@ -192,12 +192,11 @@ def default_scratch_root() -> Path:
 
 @dataclass
 class Launched:
-    """A started job: its process, its output pumps, how to release it, where it writes."""
+    """A started job: its process, its output pumps, how to release it, its executor."""
 
     process: JobProcess
     pumps: Pumps
     release: Callable[[], None]
-    private_tmp: Path
     executor: WarmExecutor | None = None
 
 
@@ -276,6 +275,8 @@ def run_process(
                 stack.callback(shutil.rmtree, files.root, ignore_errors=True)
                 stack.callback(executor.clear_tmp)
                 files.prepare(bundle_dir, call, executor.user)
+                # Measured before the job runs: what it starts with is not its writing.
+                disk = DiskWatch([files.root, executor.private_tmp], limits.disk_mb)
                 env = job_environment(limits, env_python, str(files.home))
                 launched = _start_warm(executors, executor, env, files, limits, log)
         if launched is None:
@@ -283,13 +284,13 @@ def run_process(
             files = JobFiles(make_private_directory(scratch_root, "job-", user))
             stack.callback(shutil.rmtree, files.root, ignore_errors=True)
             files.prepare(bundle_dir, call, user)
+            disk = DiskWatch([files.root, files.tmp], limits.disk_mb)
             env = job_environment(limits, env_python, str(files.home))
             sandbox = JobSandbox(files.tmp, [*keep_visible, files.root])
             launched = _start_cold(env_python, env, files, limits, confinement, sandbox, log, user)
         process = launched.process
         confinement.attach(process)
         launched.release()
-        disk = DiskWatch([files.root, launched.private_tmp], limits.disk_mb)
         ending = _watch(process, confinement, limits, disk, started, abandon or threading.Event())
         peak = confinement.peak_memory_mb()
         launched.pumps.finish()
@@ -368,7 +369,7 @@ def _start_cold(
     )
     assert popen.stdout is not None and popen.stderr is not None
     pumps = Pumps([popen.stdout, popen.stderr], log, keep_open=[])
-    return Launched(ColdProcess(popen), pumps, lambda: None, files.tmp)
+    return Launched(ColdProcess(popen), pumps, lambda: None)
 
 
 def _fifo_reader(path: Path, user: JobUser) -> tuple[IO[bytes], int]:
@@ -413,7 +414,7 @@ def _start_warm(
         pumps.finish()
         return None
     process = WarmProcess(executors, executor, pid, gate)
-    return Launched(process, pumps, process.release, executor.private_tmp, executor)
+    return Launched(process, pumps, process.release, executor)
 
 
 def _watch(
