@@ -7,12 +7,12 @@ import json
 import os
 import socket
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.worker.execution.conftest import job_python
 from worker.execution.sandbox import JobSandbox, listening_socket_paths
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="only root makes a mount namespace")
@@ -73,7 +73,7 @@ def test_a_job_sees_its_own_tmp_and_no_listening_socket(host_tmp_dir: Path) -> N
             os.setuid(JOB_UID)
 
         shown = subprocess.run(
-            [sys.executable, "-I", "-c", LOOK, str(kept), str(service_path)],
+            [job_python(), "-I", "-c", LOOK, str(kept), str(service_path)],
             preexec_fn=confine,
             capture_output=True,
             text=True,
