@@ -7,14 +7,13 @@ one whole session against the service as a user starts it, with a token from
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import requests
 
-from tests.cli.conftest import RunningUp, cli_environment, compute_cli, running_up
+from tests.cli.conftest import RunningUp, create_token, running_up
 
 from .conftest import ScenarioRun, make_runner
 
@@ -29,18 +28,6 @@ def service(client_python: Path, tmp_path_factory: pytest.TempPathFactory) -> It
     """One `compute up` for this module (after the client venv, which may skip the module)."""
     with running_up(tmp_path_factory.mktemp("up")) as running:
         yield running
-
-
-def create_token(service: RunningUp, name: str) -> str:
-    result = subprocess.run(
-        compute_cli("token", "create", "--user", name, "--data-dir", str(service.data_dir)),
-        capture_output=True,
-        text=True,
-        env=cli_environment(),
-        timeout=120,
-        check=True,
-    )
-    return result.stdout.strip()
 
 
 @pytest.fixture

@@ -18,7 +18,6 @@ import select
 import shutil
 import subprocess
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import psutil
 
 from .job_user import JobIdentities, JobUser
-from .runtime import EXECUTOR_MAIN, job_script
+from .runtime import EXECUTOR_MAIN, job_script, scripts_directory
 from .sandbox import JobSandbox
 from .scratch import clear_except, make_private_directory
 
@@ -55,6 +54,32 @@ class ImportTimedOut(Exception):
 
 class ImportOutOfMemory(Exception):
     """Importing the function's code exceeded the function's memory limit."""
+
+
+@dataclass(frozen=True)
+class Confines:
+    """Where and as whom this worker holds user code: the uids it leases, how it limits
+    them, and the directory their scratch space is made in."""
+
+    identities: JobIdentities
+    enforcement: Enforcement
+    scratch_root: Path
+
+    def visible(self, env_python: str) -> list[Path]:
+        """What a job must still see inside its namespace: the scratch root, the job
+        scripts and its environment."""
+        return [self.scratch_root, scripts_directory(), Path(env_python).parent.parent]
+
+
+def confine_child(
+    confinement: Confinement, limits: JobLimits, sandbox: JobSandbox, user: JobUser
+) -> None:
+    """Run in a job's (or executor's) process between fork and exec, as root: enter its
+    cgroups, cap its files, lay out its namespace, then become its uid for good."""
+    confinement.child_setup()
+    limit_file_size(limits.disk_mb)
+    sandbox.enter()
+    user.become()
 
 
 class _Started:
@@ -101,10 +126,7 @@ class WarmExecutor:
         bundle_dir: Path,
         env: dict[str, str],
         limits: JobLimits,
-        identities: JobIdentities,
-        enforcement: Enforcement,
-        scratch_root: Path,
-        keep_visible: Sequence[Path],
+        confines: Confines,
         deadline: float,
     ) -> WarmExecutor:
         """Start an executor and wait, until `deadline` at most, for it to import the code.
@@ -120,8 +142,8 @@ class WarmExecutor:
         """
         resources = contextlib.ExitStack()
         try:
-            user = resources.enter_context(identities.lease())
-            home = make_private_directory(scratch_root, "executor-", user)
+            user = resources.enter_context(confines.identities.lease())
+            home = make_private_directory(confines.scratch_root, "executor-", user)
             resources.callback(shutil.rmtree, home, ignore_errors=True)
             private_tmp = home / "tmp"
             private_tmp.mkdir(mode=0o700)
@@ -129,14 +151,11 @@ class WarmExecutor:
             shutil.copytree(bundle_dir, own_bundle, symlinks=False)
             user.give([private_tmp])
             user.give_tree(own_bundle)
-            confinement = resources.enter_context(enforcement.confine(limits))
-            sandbox = JobSandbox(private_tmp, [*keep_visible, home])
+            confinement = resources.enter_context(confines.enforcement.confine(limits))
+            sandbox = JobSandbox(private_tmp, [*confines.visible(env_python), home])
 
             def setup() -> None:
-                confinement.child_setup()  # as root: entering the cgroups needs it
-                limit_file_size(limits.disk_mb)
-                sandbox.enter()
-                user.become()
+                confine_child(confinement, limits, sandbox, user)
 
             process = subprocess.Popen(
                 [env_python, "-I", str(job_script(EXECUTOR_MAIN)), str(own_bundle)],
@@ -287,10 +306,7 @@ class ExecutorPool:
         bundle_dir: Path,
         env: dict[str, str],
         limits: JobLimits,
-        identities: JobIdentities,
-        enforcement: Enforcement,
-        scratch_root: Path,
-        keep_visible: Sequence[Path],
+        confines: Confines,
         deadline: float,
     ) -> WarmExecutor:
         """The executor of this environment, bundle and limits, started if need be (see
@@ -309,15 +325,7 @@ class ExecutorPool:
         if executor is None:
             self._make_room()
             executor = WarmExecutor.start(
-                env_python,
-                bundle_dir,
-                {**shared, **EXECUTOR_HOME},
-                limits,
-                identities,
-                enforcement,
-                scratch_root,
-                keep_visible,
-                deadline,
+                env_python, bundle_dir, {**shared, **EXECUTOR_HOME}, limits, confines, deadline
             )
             self._executors[key] = executor
         return executor

@@ -34,18 +34,19 @@ from typing import IO, Any
 from .confinement import Confinement
 from .enforcement import EnforcementMode, select_enforcement
 from .executor import (
+    Confines,
     ExecutorPool,
     ExecutorUnavailable,
     ImportOutOfMemory,
     ImportTimedOut,
     WarmExecutor,
-    limit_file_size,
+    confine_child,
 )
 from .job_process import ColdProcess, JobProcess, WarmProcess
 from .job_user import JobIdentities, JobUser, resolve_job_identities
 from .joblog import MAX_LINE_BYTES, JobLog
 from .limits import JobLimits
-from .runtime import BOOTSTRAP, job_script, scripts_directory
+from .runtime import BOOTSTRAP, job_script
 from .sandbox import JobSandbox
 from .scratch import DiskWatch, make_private_directory
 
@@ -233,15 +234,16 @@ def run_process(
         EnforcementUnavailable: `cgroup` enforcement was asked for and the host has none.
         NoJobIdentity: every job uid is in use on this host.
     """
-    identities = identities or resolve_job_identities()
-    scratch_root = scratch_root or default_scratch_root()
-    chosen = select_enforcement(enforcement)
+    confines = Confines(
+        identities or resolve_job_identities(),
+        select_enforcement(enforcement),
+        scratch_root or default_scratch_root(),
+    )
     started = time.monotonic()
     deadline = started + limits.timeout_seconds
     call = {"args": args or [], "kwargs": kwargs or {}}
-    keep_visible = [scratch_root, scripts_directory(), Path(env_python).parent.parent]
     with contextlib.ExitStack() as stack:
-        confinement = stack.enter_context(chosen.confine(limits))
+        confinement = stack.enter_context(confines.enforcement.confine(limits))
         launched: Launched | None = None
         if executors is not None:
             try:
@@ -250,10 +252,7 @@ def run_process(
                     bundle_dir,
                     job_environment(limits, env_python, "/tmp"),
                     limits,
-                    identities,
-                    chosen,
-                    scratch_root,
-                    keep_visible,
+                    confines,
                     deadline,
                 )
             except ImportTimedOut:
@@ -271,7 +270,9 @@ def run_process(
             except ExecutorUnavailable:
                 executor = None  # the cold path reproduces the import error in the job's log
             if executor is not None:
-                files = JobFiles(make_private_directory(scratch_root, "job-", executor.user))
+                files = JobFiles(
+                    make_private_directory(confines.scratch_root, "job-", executor.user)
+                )
                 stack.callback(shutil.rmtree, files.root, ignore_errors=True)
                 stack.callback(executor.clear_tmp)
                 files.prepare(bundle_dir, call, executor.user)
@@ -280,13 +281,13 @@ def run_process(
                 env = job_environment(limits, env_python, str(files.home))
                 launched = _start_warm(executors, executor, env, files, limits, log)
         if launched is None:
-            user = stack.enter_context(identities.lease())
-            files = JobFiles(make_private_directory(scratch_root, "job-", user))
+            user = stack.enter_context(confines.identities.lease())
+            files = JobFiles(make_private_directory(confines.scratch_root, "job-", user))
             stack.callback(shutil.rmtree, files.root, ignore_errors=True)
             files.prepare(bundle_dir, call, user)
             disk = DiskWatch([files.root, files.tmp], limits.disk_mb)
             env = job_environment(limits, env_python, str(files.home))
-            sandbox = JobSandbox(files.tmp, [*keep_visible, files.root])
+            sandbox = JobSandbox(files.tmp, [*confines.visible(env_python), files.root])
             launched = _start_cold(env_python, env, files, limits, confinement, sandbox, log, user)
         process = launched.process
         confinement.attach(process)
@@ -345,10 +346,7 @@ def _start_cold(
 
     def child_setup() -> None:
         os.sched_setaffinity(0, cpu_set)
-        confinement.child_setup()  # as root: entering the job's cgroups needs it
-        limit_file_size(limits.disk_mb)
-        sandbox.enter()
-        user.become()
+        confine_child(confinement, limits, sandbox, user)
 
     popen = subprocess.Popen(
         [
