@@ -8,6 +8,7 @@ final status, so a job reported `success` always has its result.
 from __future__ import annotations
 
 import enum
+import functools
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ from api.blobstore import job_log_key, job_result_key
 from api.extensions import db
 from api.json_input import Unreadable
 from api.models import Function, Job
-from api.redaction import job_output_redactor
+from api.redaction import Redactor, job_output_redactor
 from compute.statuses import JobStatus
 
 from .claims import (
@@ -36,6 +37,7 @@ from .execution.job_user import job_identities
 from .execution.joblog import JobLog
 from .execution.limits import JobLimits
 from .execution.process import Ending, ProcessOutcome, run_process
+from .execution.scratch import job_scratch_root
 from .leases import Heartbeat
 from .workspace import prepare_function
 
@@ -81,6 +83,12 @@ def judge(outcome: ProcessOutcome, limits: JobLimits) -> Verdict:
     if outcome.exit_code != 0 or outcome.result is None:
         return Verdict(JobStatus.FAILURE, f"exited with code {outcome.exit_code}", True)
     return Verdict(JobStatus.SUCCESS, None, False)
+
+
+@functools.cache
+def _output_redactor() -> Redactor:
+    # Made once per worker process: its secrets are the configuration's, which is fixed.
+    return job_output_redactor(current_app.config)
 
 
 def run_attempt(job_id: str) -> AttemptResult:
@@ -133,7 +141,7 @@ def _run_claimed(
 ) -> AttemptResult:
     job = db.session.get(Job, claim.job_id)
     function = db.session.get(Function, claim.function_id)
-    log = JobLog(redact=job_output_redactor(current_app.config))
+    log = JobLog(redact=_output_redactor())
     log.add(f"[attempt {claim.attempt}]")
     for value in (job.args, job.kwargs):
         if isinstance(value, Unreadable):
@@ -163,7 +171,7 @@ def _run_claimed(
         abandon=heartbeat.lost,
         identities=job_identities(current_app.config),
         max_result_bytes=current_app.config["MAX_RESULT_BYTES"],
-        scratch_root=Path(current_app.config["WORK_DIR"]) / "jobs",
+        scratch_root=job_scratch_root(Path(current_app.config["WORK_DIR"])),
     )
     if outcome.ending is Ending.ABANDONED or heartbeat.lost.is_set():
         # Another attempt owns the job now; its log and outcome are its own.

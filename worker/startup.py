@@ -19,6 +19,7 @@ from .execution.limits import describe_enforcement
 from .execution.network import apply_network_policy, services_of
 from .execution.runtime import scripts_directory
 from .execution.sandbox import describe_sandbox
+from .execution.scratch import job_scratch_root
 from .queues import active_function_ids
 from .reconciler import Reconciler, ReconcilerSettings
 
@@ -81,7 +82,7 @@ def _describe_job_identities(config: Any) -> str:
         identities = job_identities(config)
     except ValueError as error:
         return describe_job_identities(str(error), work_dir)
-    return describe_job_identities(identities, work_dir, work_dir / "jobs")
+    return describe_job_identities(identities, work_dir, job_scratch_root(work_dir))
 
 
 def _apply_network_policy(config: Any) -> None:

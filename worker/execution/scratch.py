@@ -24,6 +24,11 @@ ROOT_MODE = 0o711  # jobs pass through to their own directory; none may list the
 DISK_POLL_SECONDS = 1.0
 
 
+def job_scratch_root(work_dir: Path) -> Path:
+    """Where a worker makes its jobs' and executors' directories."""
+    return work_dir / "jobs"
+
+
 def prepare_scratch_root(root: Path) -> Path:
     root.mkdir(mode=ROOT_MODE, parents=True, exist_ok=True)
     if os.geteuid() == 0:
