@@ -146,6 +146,6 @@ def describe_sandbox() -> str:
             "jobs share /tmp and may reach services' Unix sockets"
         )
     return (
-        "a mount namespace per job and warm executor: private /tmp, /var/tmp and /dev/shm, "
-        "every listening Unix socket covered"
+        "a mount namespace per job and warm executor: private /tmp, /var/tmp, /dev/shm and "
+        "/run/lock, every listening Unix socket covered"
     )
