@@ -7,6 +7,7 @@ default that runs the whole service on one machine from a single data directory.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import secrets
 from pathlib import Path
@@ -20,11 +21,74 @@ SECRET_FILE_NAME = "secret.key"
 # work directory below it, but may not list it; what it holds is private to the service.
 DATA_DIR_MODE = 0o711
 SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
+PROXY_VARIABLES = tuple(
+    name
+    for variable in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
+    for name in (variable, variable.lower())
+)
+# A worker's builds inherit these of its environment (`worker/build/sources.py` says
+# which count); the rest of it, secrets included, never reaches a build.
+INSTALLER_PREFIXES = ("UV_", "PIP_")
+INSTALLER_VARIABLES = (
+    *PROXY_VARIABLES,
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "HOME",
+    "XDG_CONFIG_HOME",
+    "XDG_CONFIG_DIRS",
+)
+
+
+# Root's own home is closed to the job uids, so root's service lives where services do.
+ROOT_DATA_DIR = Path("/var/lib/compute")
+# Where a root worker keeps environments and bundles when the data directory is closed to
+# the job uids: they are rebuilt when missing, so a cache directory is their place.
+ROOT_WORK_CACHE = Path("/var/cache/compute")
 
 
 def default_data_dir() -> Path:
-    """The data directory used when none is configured: `$COMPUTE_DATA_DIR` or `./.compute`."""
-    return Path(os.environ.get("COMPUTE_DATA_DIR") or Path.cwd() / ".compute").resolve()
+    """The data directory used when none is configured, whatever the current directory.
+
+    `$COMPUTE_DATA_DIR`, else `/var/lib/compute` for root, else the user's data home
+    (`$XDG_DATA_HOME/compute`, `~/.local/share/compute`): every command of one user, run
+    from anywhere, finds the same database and token secret.
+    """
+    if configured := os.environ.get("COMPUTE_DATA_DIR"):
+        return Path(configured).expanduser().resolve()
+    if os.geteuid() == 0:
+        return ROOT_DATA_DIR
+    data_home = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return (Path(data_home) / "compute").resolve()
+
+
+def default_work_dir(data_dir: Path) -> Path:
+    """`<data_dir>/work`, unless jobs would run as other uids that cannot pass through to it.
+
+    A worker running as root runs jobs under uids of their own, which must traverse every
+    directory above the environments they run. A data directory under a home closed to
+    others (root's, mode 0700) would fail every job, so its work directory moves to a
+    per-data-directory folder of `/var/cache/compute` instead.
+    """
+    work_dir = data_dir / "work"
+    if os.geteuid() != 0 or others_can_traverse(work_dir):
+        return work_dir
+    digest = hashlib.sha256(str(data_dir).encode()).hexdigest()[:16]
+    return ROOT_WORK_CACHE / digest
+
+
+def others_can_traverse(path: Path) -> bool:
+    """Whether a user with no rights of owner or group can reach `path` through its
+    existing ancestors (those still to be made are made open to it)."""
+    for directory in (path, *path.parents):
+        try:
+            mode = directory.stat().st_mode
+        except FileNotFoundError:
+            continue
+        except OSError:
+            return False
+        if not mode & 0o001:
+            return False
+    return True
 
 
 def defaults(data_dir: Path) -> dict[str, Any]:
@@ -46,9 +110,12 @@ def defaults(data_dir: Path) -> dict[str, Any]:
         "DEFAULT_IMAGE": None,
         # Worker settings. WORK_DIR is machine-local (environments, unpacked bundles);
         # nothing under it is ever named in the database.
-        "WORK_DIR": str(data_dir / "work"),
+        "WORK_DIR": str(default_work_dir(data_dir)),
         "WHEELHOUSE": None,
         "PACKAGE_INDEX_URL": None,
+        # Indexes builds search besides it, separated by spaces or commas. Any of these
+        # three set, builds ignore the index settings of the worker's environment.
+        "EXTRA_INDEX_URLS": None,
         "BUILD_TIMEOUT_SECONDS": 900,
         "KILL_GRACE_SECONDS": 5.0,
         # A worker's claim on a running job lasts this long unless its heartbeat renews
@@ -90,7 +157,18 @@ def environment_overrides() -> dict[str, Any]:
         overrides["SQLALCHEMY_DATABASE_URI"] = normalize_database_url(url)
     if url := os.environ.get("REDIS_URL"):
         overrides["REDIS_URL"] = url
+    overrides["INSTALLER_ENVIRONMENT"] = installer_environment()
     return overrides
+
+
+def installer_environment() -> dict[str, str]:
+    """What of this process's environment tells a build's installer how to reach package
+    indexes: uv's and pip's variables, proxies, TLS trust, where the user's uv.toml is."""
+    return {
+        name: value
+        for name, value in os.environ.items()
+        if name.startswith(INSTALLER_PREFIXES) or name in INSTALLER_VARIABLES
+    }
 
 
 def normalize_database_url(url: str) -> str:

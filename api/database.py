@@ -44,3 +44,17 @@ def upgrade_database(app: Flask) -> None:
 
     with app.app_context():
         upgrade()
+
+
+def schema_is_current(app: Flask) -> bool:
+    """Whether the database holds every migration of this release (none missing)."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+    from flask_migrate import Migrate
+
+    migrate: Migrate = app.extensions["migrate"].migrate
+    with app.app_context():
+        script = ScriptDirectory.from_config(migrate.get_config())
+        with app.extensions["sqlalchemy"].engine.connect() as connection:
+            current = set(MigrationContext.configure(connection).get_current_heads())
+    return current == set(script.get_heads())

@@ -13,7 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from flask import request
+from flask import has_request_context, request
+
+from compute.statuses import FunctionStatus
 
 from .errors import BadRequest, Invalid
 from .json_input import Unreadable, parse_body, text_problem
@@ -35,6 +37,10 @@ SUBMISSION_KEY_RULE = (
 # The two names a client gives a submission key by: a bulk body field, a request header.
 REFERENCE_ID = "reference_id"
 IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
+
+# The published 2.0.x client's `Function.wait_for_completion` returns only on `success`
+# or `failure`: told `build_failed`, it would poll until its timeout, forever by default.
+STALLED_BY_BUILD_FAILED = re.compile(r"dl-python/2\.0\.")
 
 MAX_CPUS = 256.0
 MAX_MEMORY_MB = 4 * 1024 * 1024
@@ -60,11 +66,21 @@ def function_to_json(function: Function, include_statistics: bool = False) -> di
         "maximum_concurrency": function.maximum_concurrency,
         "timeout": function.timeout,
         "retry_count": function.retry_count,
-        "status": function.status,
+        "status": _function_status(function),
     }
     if include_statistics:
         body["job_statistics"] = function.job_statistics()
     return body
+
+
+def _function_status(function: Function) -> str:
+    """The function's status as this request's client can wait on it."""
+    if function.status != FunctionStatus.BUILD_FAILED or not has_request_context():
+        return function.status
+    if STALLED_BY_BUILD_FAILED.match(request.headers.get("User-Agent", "")):
+        # Its jobs are all final (they fail with the build), so `failure` is true too.
+        return FunctionStatus.FAILURE.value
+    return function.status
 
 
 def _readable(value: Any) -> Any:

@@ -3,11 +3,15 @@
 Layout (see the protocol's "The code bundle")::
 
     __dlentrypoint__.py   defines ``main``
-    __dlmeta__.json       {"python": "3.11", "kind": "source" | "import" | "cloudpickle"}
+    __dlmeta__.json       {"python": "3.11", "kind": "source" | "import" | "cloudpickle"},
+                          plus "cloudpickle": "<the version that pickled it>" for that kind
     __dlfunction__.pkl    the pickled function, for the cloudpickle kind only
     requirements.txt      only when there are requirements
     data/..., pkg/...     include_data and include_modules files, at their path
                           relative to the sys.path entry holding them
+
+A pickled function does not require cloudpickle: the runner loads it with the service's
+own copy, unless the requirements list cloudpickle themselves.
 """
 
 from __future__ import annotations
@@ -73,8 +77,6 @@ def build_bundle(
     """
     entrypoint = make_entrypoint(function)
     lines = read_requirements(requirements) if requirements else []
-    if entrypoint.kind == "cloudpickle":
-        lines = _with_cloudpickle(lines)
     members: dict[str, Path] = {}
     for path in _data_files(include_data or ()):
         members.setdefault(_archive_name(path), path)
@@ -104,13 +106,6 @@ def _write_zip(
             archive.writestr(REQUIREMENTS_FILE, "\n".join(requirements) + "\n")
         for name, path in sorted(members.items()):
             archive.write(path, arcname=name)
-
-
-def _with_cloudpickle(lines: list[str]) -> list[str]:
-    """Add the local cloudpickle version, needed to load the pickled function."""
-    if any(line.lower().replace("_", "-").startswith("cloudpickle") for line in lines):
-        return lines
-    return [*lines, f"cloudpickle=={cloudpickle.__version__}"]
 
 
 def _sys_path_root(path: Path) -> Path:

@@ -33,6 +33,8 @@ IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
 #: Answers after which a request marked ``idempotent`` is sent again: a proxy or the
 #: service was briefly unavailable, and the request may or may not have been applied.
 REPEAT_STATUSES = frozenset({502, 503, 504})
+#: The answer to a ``Range`` request: only the part asked for.
+PARTIAL_CONTENT = 206
 #: How often such a request is sent again at most, and the first pause (it doubles).
 REPEAT_ATTEMPTS = 3
 REPEAT_BACKOFF_SECONDS = 0.2
@@ -178,11 +180,29 @@ class ComputeClient:
                 return
             query = {"page_cursor": cursor}
 
-    def iter_ndjson(self, path: str) -> Iterator[dict[str, Any]]:
-        """Yield the JSON objects of a newline-delimited JSON response, skipping blank lines."""
-        response = self.request("GET", path, stream=True)
+    def iter_ndjson(self, path: str, tail_bytes: int | None = None) -> Iterator[dict[str, Any]]:
+        """Yield the JSON objects of a newline-delimited JSON response, skipping blank lines.
+
+        Args:
+            path: The path under the base URL.
+            tail_bytes: Ask for about the last this many bytes only (``Range: bytes=-N``),
+                and yield the whole lines among them; a service that ignores the range
+                sends everything.
+        """
+        headers = None
+        if tail_bytes is not None:
+            # One byte more: when it is a newline, the first line sent is a whole one.
+            headers = {"Range": f"bytes=-{tail_bytes + 1}"}
+        response = self.request("GET", path, stream=True, headers=headers)
+        # A part that does not start at byte 0 starts inside a line (or at its newline).
+        partial = response.status_code == PARTIAL_CONTENT and not response.headers.get(
+            "Content-Range", ""
+        ).startswith("bytes 0-")
         try:
             for line in response.iter_lines():
+                if partial:
+                    partial = False
+                    continue
                 if line.strip():
                     yield json.loads(line)
         except requests.RequestException as exc:

@@ -9,7 +9,8 @@ Three forms, tried in this order:
   references to imported modules and importable objects, which become import lines.
 * ``cloudpickle``: anything else callable (lambdas, closures, nested functions,
   functions using module-level values): the function is pickled by value into
-  ``__dlfunction__.pkl``; the runner needs the same Python minor version and cloudpickle.
+  ``__dlfunction__.pkl``; the runner needs the same Python minor version, and loads it
+  with the service's cloudpickle unless the requirements list one.
 """
 
 from __future__ import annotations

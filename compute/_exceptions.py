@@ -6,6 +6,7 @@ Every error the SDK raises on purpose derives from one root::
     ├── ConfigurationError          no URL or token, or an unreadable config file
     ├── BundleError (ValueError)    the code bundle cannot be built or is not allowed
     ├── BuildFailedError            a Function's build failed on the server
+    ├── JobFailedError              a Job failed or timed out: no result, here is why
     ├── ServiceUnavailableError     the service could not be reached (ConnectionError)
     └── ApiError                    the service answered with an error status
         ├── ClientError             4xx
@@ -25,7 +26,10 @@ Errors from the HTTP library are translated into these in one place,
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
+
+from .statuses import JobStatus
 
 
 class ComputeError(Exception):
@@ -42,6 +46,43 @@ class BundleError(ComputeError, ValueError):
 
 class BuildFailedError(ComputeError):
     """The Function's build failed, so its jobs will never run."""
+
+
+class JobFailedError(ComputeError):
+    """A Job failed or timed out, so it has no result.
+
+    Raised by ``Job.result()`` and ``Function.results()``; the message names the Job, its
+    status and reason, followed by the last lines of its log.
+
+    Attributes:
+        job_id: The Job's id.
+        status: ``JobStatus.FAILURE`` or ``JobStatus.TIMEOUT``.
+        reason: Why it ended so, e.g. ``"ValueError: bad tile 17"`` for an exception the
+            function raised, or the limit it exceeded; None if the service gave none.
+        log_tail: The last lines of the Job's log (its traceback, usually); empty when
+            the log could not be fetched.
+    """
+
+    def __init__(
+        self,
+        job_id: str,
+        status: JobStatus | str,
+        reason: str | None = None,
+        log_tail: Sequence[str] = (),
+    ) -> None:
+        super().__init__(job_id, status, reason, tuple(log_tail))
+        self.job_id = job_id
+        self.status = JobStatus(status)
+        self.reason = reason
+        self.log_tail = list(log_tail)
+
+    def __str__(self) -> str:
+        ended = "timed out" if self.status == JobStatus.TIMEOUT else "failed"
+        text = f"Job {self.job_id} {ended}: {self.reason or 'no reason was recorded'}"
+        if self.log_tail:
+            lines = "\n".join(f"  {line}" for line in self.log_tail)
+            text = f"{text}\nLast lines of its log:\n{lines}"
+        return text
 
 
 class ServiceUnavailableError(ComputeError, ConnectionError):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import sys
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -47,7 +48,7 @@ class Function(Document):
         >>> fn = Function(add, requirements=["numpy"], memory="2Gi")
         >>> jobs = fn.map([[1, 2], [3, 4]])
         >>> fn.wait_for_completion()
-        >>> fn.results()
+        >>> fn.results()  # one entry per input; JobFailedError if a Job failed
         [3, 7]
     """
 
@@ -270,15 +271,41 @@ class Function(Document):
         )
         return [Job._from_remote(job) for job in answer]
 
-    def iter_results(self, cast_type: type | None = None) -> Iterator[Any]:
-        """Yield the results of successful Jobs, in submission order."""
-        succeeded = self.jobs.filter(Job.status == JobStatus.SUCCESS)
-        for job in succeeded.sort(Job.creation_date, Job.id):
-            yield job.result(cast_type=cast_type)
+    def iter_results(
+        self, cast_type: type | None = None, return_exceptions: bool = False
+    ) -> Iterator[Any]:
+        """Yield one entry per Job, in submission order, so entries line up with inputs.
 
-    def results(self, cast_type: type | None = None) -> list[Any]:
-        """Return the results of successful Jobs, in submission order, as a list."""
-        return list(self.iter_results(cast_type=cast_type))
+        A successful Job's entry is its result, a pending or running Job's is None (as
+        :meth:`Job.result` answers). A failed or timed-out Job raises its
+        :class:`JobFailedError`, or is that error, in place, with ``return_exceptions``.
+
+        Args:
+            cast_type: A :class:`Serializable` type whose ``deserialize`` rebuilds values.
+            return_exceptions: Yield failures as ``JobFailedError`` objects (like
+                ``asyncio.gather``) instead of raising the first.
+
+        Raises:
+            JobFailedError: A Job failed or timed out, unless ``return_exceptions``.
+        """
+        for job in self.jobs.sort(Job.creation_date, Job.id):
+            if job.status in JobStatus.unsuccessful():
+                failure = job._failure()
+                if not return_exceptions:
+                    raise failure
+                yield failure
+            elif job.status == JobStatus.SUCCESS:
+                yield job._fetch_result(cast_type)
+            else:
+                yield None
+
+    def results(self, cast_type: type | None = None, return_exceptions: bool = False) -> list[Any]:
+        """Return one entry per Job, in submission order, as a list; see :meth:`iter_results`.
+
+        Raises:
+            JobFailedError: A Job failed or timed out, unless ``return_exceptions``.
+        """
+        return list(self.iter_results(cast_type=cast_type, return_exceptions=return_exceptions))
 
     def wait_for_completion(self, timeout: float | None = None, interval: float = 10) -> None:
         """Block until every submitted Job is done.
@@ -291,7 +318,7 @@ class Function(Document):
             BuildFailedError: The build failed, so the Jobs will never run.
             TimeoutError: Jobs were still outstanding after ``timeout`` seconds.
         """
-        print(f"Function {self.name} starting status {self.status}")
+        print(f"Function {self.name} starting status {self.status}", file=sys.stderr)
 
         def done() -> bool:
             if self.status == FunctionStatus.BUILD_FAILED:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import sys
 import uuid
+from collections import deque
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from ._attributes import Attribute, DatetimeAttribute, parse_datetime
 from ._client import IDEMPOTENCY_KEY_HEADER, get_default_client
 from ._document import Document, DocumentState
+from ._exceptions import ComputeError, JobFailedError
 from ._search import Search
 from ._serializable import decode_result
 from ._waiting import poll_until
@@ -16,6 +19,10 @@ from .statuses import JobStatus
 
 if TYPE_CHECKING:
     from ._function import Function
+
+#: How much of a failed Job's log its JobFailedError shows, in lines and bytes fetched.
+LOG_TAIL_LINES = 20
+LOG_TAIL_BYTES = 16 * 1024
 
 
 class Job(Document):
@@ -31,7 +38,7 @@ class Job(Document):
         >>> job = Job(function.id, args=[1, 2])
         >>> job.save()
         >>> job.wait_for_completion()
-        >>> job.result()
+        >>> job.result()  # raises JobFailedError, saying why, if the Job failed
     """
 
     id = Attribute(str, filterable=True, sortable=True, readonly=True, doc="The Job's id.")
@@ -49,6 +56,11 @@ class Job(Document):
     status = Attribute(
         JobStatus, filterable=True, sortable=True, readonly=True, doc="The Job's JobStatus."
     )
+    error = Attribute(
+        str,
+        readonly=True,
+        doc="Why the Job's last attempt failed or timed out, e.g. ``ValueError: bad tile 17``.",
+    )
 
     def __init__(
         self,
@@ -62,6 +74,8 @@ class Job(Document):
     def __repr__(self) -> str:
         if self._deleted:
             return "Job (deleted)"
+        if self.status in JobStatus.unsuccessful() and self.error:
+            return f"Job {self.id}: {self.status} ({self.error})"
         return f"Job {self.id}: {self.status}"
 
     @property
@@ -139,19 +153,53 @@ class Job(Document):
         self._deleted = True
 
     def result(self, cast_type: type | None = None) -> Any:
-        """Fetch the Job's return value.
+        """Fetch the Job's return value, refreshing its status first.
 
         Args:
             cast_type: A :class:`Serializable` type whose ``deserialize`` rebuilds the value.
 
         Returns:
-            None when there is no result, else the decoded JSON or the raw bytes.
+            The decoded JSON or the raw bytes; None when the function returned None, and
+            while the Job is still pending or running.
 
         Raises:
-            ValueError: ``cast_type`` does not implement ``deserialize``.
+            JobFailedError: The Job failed or timed out; the error carries the reason and
+                the last lines of the Job's log.
+            ValueError: ``cast_type`` does not implement ``deserialize``, or the Job was
+                never saved.
         """
+        self._require_saved("fetch the result of")
+        job = self._current()
+        if job.status in JobStatus.unsuccessful():
+            raise job._failure()
+        return job._fetch_result(cast_type)
+
+    def _failure(self) -> JobFailedError:
+        """What :meth:`result` raises for this failed or timed-out Job, as last fetched."""
+        return JobFailedError(self.id, self.status, self.error, self._log_tail())
+
+    def _current(self) -> Job:
+        """The Job as the service holds it now: this object, unless it has local changes."""
+        if self.is_modified:
+            return Job.get(self.id)
+        self.refresh()
+        return self
+
+    def _fetch_result(self, cast_type: type | None) -> Any:
         response = get_default_client().request("GET", f"/jobs/{self.id}/result")
         return decode_result(response.content, cast_type)
+
+    def _log_tail(self) -> list[str]:
+        """The last lines of the log, or none when it cannot be fetched: the error still
+        has the reason."""
+        lines: deque[str] = deque(maxlen=LOG_TAIL_LINES)
+        path = f"/jobs/{self.id}/log"
+        try:
+            for entry in get_default_client().iter_ndjson(path, tail_bytes=LOG_TAIL_BYTES):
+                lines.append(str(entry.get("log", "")))
+        except (ComputeError, ValueError):
+            return []
+        return list(lines)
 
     def iter_log(self, timestamps: bool = True) -> Iterator[str]:
         """Yield the lines the Job printed.
@@ -180,7 +228,7 @@ class Job(Document):
         Raises:
             TimeoutError: The Job was still running after ``timeout`` seconds.
         """
-        print(f"Job {self.id} starting status {self.status}")
+        print(f"Job {self.id} starting status {self.status}", file=sys.stderr)
         poll_until(
             self,
             lambda: self.status in JobStatus.final(),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -22,7 +23,7 @@ def poll_until(
         document.refresh()
         status = document.status
         if status != last:
-            print(f"{label} updated from {last} to {status}")
+            print(f"{label} updated from {last} to {status}", file=sys.stderr)
             last = status
         if done():
             return

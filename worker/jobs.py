@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import functools
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from flask import current_app
@@ -80,8 +80,13 @@ def judge(outcome: ProcessOutcome, limits: JobLimits) -> Verdict:
     if outcome.refused_result is not None:
         # Final: the same call would return the same value again.
         return Verdict(JobStatus.FAILURE, outcome.refused_result, False)
-    if outcome.exit_code != 0 or outcome.result is None:
+    if outcome.failure is not None:
+        return Verdict(JobStatus.FAILURE, outcome.failure, True)
+    if outcome.exit_code != 0:
         return Verdict(JobStatus.FAILURE, f"exited with code {outcome.exit_code}", True)
+    if outcome.result is None:
+        # `sys.exit(0)` (or `os._exit(0)`) inside the function: it never returned.
+        return Verdict(JobStatus.FAILURE, "exited with code 0 before its function returned", True)
     return Verdict(JobStatus.SUCCESS, None, False)
 
 
@@ -178,6 +183,8 @@ def _run_claimed(
         return AttemptResult.ABANDONED
     verdict = judge(outcome, limits)
     if verdict.error:
+        # Text the job wrote: the operator's secrets are hidden in it as in its output.
+        verdict = replace(verdict, error=_output_redactor()(verdict.error))
         log.add(f"[job {verdict.status}: {verdict.error}]")
     return _record(claim, log, outcome.result, verdict, outcome.runtime, retry_count)
 

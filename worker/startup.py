@@ -4,15 +4,17 @@ and start its reconciler; what each pool process does when it is forked."""
 from __future__ import annotations
 
 import logging
-import os
+import time
 from pathlib import Path
 from typing import Any
 
 from celery.signals import worker_init, worker_process_init, worker_ready, worker_shutdown
 
+from api.database import schema_is_current
 from api.dispatch import function_queue
 from api.extensions import db
 
+from .build import InstallerOptions
 from .celery_app import app, flask_app
 from .execution.job_user import build_identities, describe_job_identities, job_identities
 from .execution.limits import describe_enforcement
@@ -24,8 +26,12 @@ from .queues import active_function_ids
 from .reconciler import Reconciler, ReconcilerSettings
 
 logger = logging.getLogger(__name__)
-# Where builds may need to connect on this host, besides the package index.
-PROXIES = ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy")
+
+# A worker started beside the process that migrates (a Procfile's web) waits this long
+# for the schema rather than start without its reconciler.
+SCHEMA_WAIT_SECONDS = 300.0
+SCHEMA_POLL_SECONDS = 1.0
+SCHEMA_REMINDER_SECONDS = 15.0
 
 _reconcilers: list[Reconciler] = []
 
@@ -44,6 +50,7 @@ def on_worker_ready(sender: Any = None, **_: Any) -> None:
     logger.info("jobs run as: %s", _describe_job_identities(flask_app.config))
     logger.info("job file system: %s", describe_sandbox())
     _apply_network_policy(flask_app.config)
+    wait_for_schema()
     with flask_app.app_context():
         function_ids = active_function_ids()
     consumer = sender  # the worker's Consumer
@@ -76,6 +83,26 @@ def on_pool_process_start(**_: Any) -> None:
         db.engine.dispose(close=False)
 
 
+def wait_for_schema() -> None:
+    """Return once the database holds this release's schema; raise after a long wait."""
+    started = time.monotonic()
+    reminded: float | None = None
+    while True:
+        try:
+            if schema_is_current(flask_app):
+                return
+            problem = "the database schema is behind this release"
+        except Exception as error:  # noqa: BLE001 - unreachable, not yet created: keep waiting
+            problem = f"the database cannot be read ({type(error).__name__}: {error})"
+        now = time.monotonic()
+        if now - started > SCHEMA_WAIT_SECONDS:
+            raise RuntimeError(f"{problem}; run `compute db upgrade`, then restart the worker")
+        if reminded is None or now - reminded > SCHEMA_REMINDER_SECONDS:
+            logger.warning("waiting: %s (`compute db upgrade` brings it up to date)", problem)
+            reminded = now
+        time.sleep(SCHEMA_POLL_SECONDS)
+
+
 def _describe_job_identities(config: Any) -> str:
     work_dir = Path(config["WORK_DIR"])
     try:
@@ -87,13 +114,14 @@ def _describe_job_identities(config: Any) -> str:
 
 def _apply_network_policy(config: Any) -> None:
     """Refuse job uids the host's own and link-local addresses (see `network.py`), and
-    build uids the same but for the package index and proxies builds need."""
+    build uids the same but for every index, find-links host and proxy their installer
+    uses, which may listen on this host (`InstallerOptions.network_urls`)."""
     policy = apply_network_policy(
         int(config["JOB_UID_BASE"]), int(config["JOB_UID_COUNT"]), config.get("JOB_NETWORK")
     )
     (logger.info if policy.enforced else logger.warning)("%s", policy.description)
     builds = build_identities(config)
-    needed = [config.get("PACKAGE_INDEX_URL"), *(os.environ.get(name) for name in PROXIES)]
+    needed = InstallerOptions.from_config(config).network_urls()
     policy = apply_network_policy(
         builds.first_uid, builds.count, "outbound", services_of(needed), who="build"
     )

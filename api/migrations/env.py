@@ -9,9 +9,11 @@ from flask import current_app
 config = context.config
 
 # Interpret the config file for Python logging.
-# This line sets up loggers basically.
-fileConfig(config.config_file_name)
+# This line sets up loggers basically. Loggers of the program running the migrations
+# (`compute up`, `compute token create`) keep working.
+fileConfig(config.config_file_name, disable_existing_loggers=False)
 logger = logging.getLogger("alembic.env")
+applied_logger = logging.getLogger("api.migrations")
 
 
 def get_engine():
@@ -90,13 +92,32 @@ def run_migrations_online():
     if conf_args.get("process_revision_directives") is None:
         conf_args["process_revision_directives"] = process_revision_directives
 
+    applied = []
+
+    def note_applied(step, **_):
+        if step.is_upgrade and not step.is_stamp:
+            applied.append(step.up_revision_id)
+
     connectable = get_engine()
 
     with connectable.connect() as connection:
-        context.configure(connection=connection, target_metadata=get_metadata(), **conf_args)
+        context.configure(
+            connection=connection,
+            target_metadata=get_metadata(),
+            on_version_apply=note_applied,
+            **conf_args,
+        )
 
         with context.begin_transaction():
             context.run_migrations()
+
+    if applied:
+        applied_logger.info(
+            "Database migrated to %s (%d migration%s applied).",
+            applied[-1],
+            len(applied),
+            "" if len(applied) == 1 else "s",
+        )
 
 
 if context.is_offline_mode():

@@ -1,4 +1,5 @@
-"""`/jobs`: submit one or many, rerun, read, change, delete, list, result and log."""
+"""`/jobs`: submit one or many, rerun, read, change, delete, list, result and log (or
+its last bytes, `Range: bytes=-N`)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from ..ownership import get_owned, owner_scope
 from ..query.fields import JOB_FIELDS
 from ..query.totals import job_total_from_counters
 from ..submissions import SubmissionKey, find_submission, record_submission, replay, request_sha256
+from ..tails import tail_response
 from ..wire import (
     IDEMPOTENCY_KEY_HEADER,
     REFERENCE_ID,
@@ -178,7 +180,7 @@ def get_result(job_id: str) -> Response:
 def get_log(job_id: str) -> Response:
     job = get_owned(Job, job_id)
     log = current_app.extensions["blobstore"].get(job_log_key(job.function_id, job.id))
-    return Response(log or b"", mimetype="application/x-ndjson")
+    return tail_response(log or b"", "application/x-ndjson")
 
 
 @blueprint.get("/jobs")

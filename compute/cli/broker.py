@@ -2,10 +2,15 @@
 
 It listens on loopback, wants the password kept in the data directory, and runs as an
 unprivileged user when `compute up` is root (see `broker_config` and `broker_user`).
+When it dies the supervisor starts it again as it was started: on the same port with
+the same password, so the worker and the API reconnect to it as they would to any Redis
+coming back. It keeps nothing on disk, so it comes back empty; the reconciler publishes
+again the jobs whose messages it held (README "Guarantees").
 """
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 import time
 from dataclasses import dataclass
@@ -22,6 +27,7 @@ from .broker_config import (
 )
 from .broker_user import install_executable, prepare_directory, resolve_broker_user
 from .commands import broker_command, broker_environment
+from .output_filters import BrokerLines
 from .supervisor import ServiceError, Supervisor
 
 READY_TIMEOUT_SECONDS = 20.0
@@ -34,6 +40,7 @@ class EmbeddedBroker:
     port: int
     password: str
     password_file: Path
+    pid: int | None = None  # of its first run
 
     @property
     def url(self) -> str:
@@ -71,7 +78,7 @@ def start_embedded_redis(supervisor: Supervisor, data_dir: Path) -> EmbeddedBrok
         executable = install_executable(str(executable), directory)
         program = f"./{executable.name}"  # from `directory`: no path above it is needed
     broker = EmbeddedBroker(free_port(), load_password(data_dir), data_dir / PASSWORD_FILE_NAME)
-    supervisor.start(
+    child = supervisor.start(
         "broker",
         broker_command(executable),
         broker_environment(),
@@ -79,9 +86,10 @@ def start_embedded_redis(supervisor: Supervisor, data_dir: Path) -> EmbeddedBrok
         executable=program,
         stdin_data=broker_config(broker.port, broker.password, settings).encode(),
         user=None if user is None else (user.uid, user.gid),
+        output=BrokerLines,
     )
     wait_for_redis(broker, supervisor)
-    return broker
+    return dataclasses.replace(broker, pid=child.pid)
 
 
 def wait_for_redis(broker: EmbeddedBroker, supervisor: Supervisor) -> None:

@@ -16,6 +16,18 @@ WORKER_APP = "worker.celery_app"
 API_PROCESSES = 2
 API_THREADS = 4
 API_GRACEFUL_TIMEOUT_SECONDS = 5
+# The worker is root by design (it runs each job as a uid of its own), so Celery's advice
+# to run it as another user is one the user cannot follow: an interpreter option (`-W`)
+# ignores the warning that starts so, since Celery warns before it sets up its logging.
+ROOT_WARNING = "You're running the worker with superuser privileges"
+
+
+def default_concurrency() -> int:
+    """How many tasks a worker runs at once by default: one per CPU this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def worker_queues() -> list[str]:
@@ -40,6 +52,10 @@ def api_command(host: str, port: int) -> list[str]:
         "gthread",
         "--graceful-timeout",
         str(API_GRACEFUL_TIMEOUT_SECONDS),
+        # Its start-up and shutdown notes repeat what `compute up` says; its warnings,
+        # errors and the app's tracebacks still show.
+        "--log-level",
+        "warning",
         "--access-logfile",
         "-",
         API_APP,
@@ -47,11 +63,12 @@ def api_command(host: str, port: int) -> list[str]:
 
 
 def worker_command(concurrency: int) -> list[str]:
-    """One Celery worker running `concurrency` tasks at once."""
+    """One Celery worker running `concurrency` tasks at once, without its banner."""
     return [
-        *_python_module("celery"),
+        *_python_module("celery", "-W", f"ignore:{ROOT_WARNING}"),
         "-A",
         WORKER_APP,
+        "--quiet",
         "worker",
         "--loglevel=INFO",
         "--concurrency",
@@ -83,6 +100,6 @@ def child_environment(data_dir: Path, redis_url: str | None) -> dict[str, str]:
     return env
 
 
-def _python_module(name: str) -> list[str]:
+def _python_module(name: str, *options: str) -> list[str]:
     # The interpreter running `compute` has the service installed; a PATH lookup might not.
-    return [sys.executable, "-m", name]
+    return [sys.executable, *options, "-m", name]

@@ -3,26 +3,43 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import click
 
 MISSING = "-"
 
+#: A column computed from the record rather than read from one of its fields.
+Derived = Mapping[str, Callable[[dict[str, Any]], Any]]
 
-def emit(records: Sequence[dict[str, Any]], columns: Sequence[str], as_json: bool) -> None:
+
+def emit(
+    records: Sequence[dict[str, Any]],
+    columns: Sequence[str],
+    as_json: bool,
+    derived: Derived | None = None,
+) -> None:
     """Print `records`: the whole objects as JSON, or `columns` of them as a table."""
     if as_json:
         click.echo(json.dumps(list(records), indent=2))
     else:
-        click.echo(table(records, columns))
+        click.echo(table(records, columns, derived))
 
 
-def table(records: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
-    """A plain-text table of `columns`, one record a row, with an upper-case header."""
+def table(
+    records: Sequence[dict[str, Any]], columns: Sequence[str], derived: Derived | None = None
+) -> str:
+    """A plain-text table of `columns`, one record a row, with an upper-case header.
+
+    A column named in `derived` shows what its function makes of the record.
+    """
+    derived = derived or {}
     rows = [[column.upper() for column in columns]]
-    rows += [[_cell(record.get(column)) for column in columns] for record in records]
+    rows += [
+        [_cell(derived[c](record) if c in derived else record.get(c)) for c in columns]
+        for record in records
+    ]
     widths = [max(len(row[index]) for row in rows) for index in range(len(columns))]
     return "\n".join(
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows

@@ -5,6 +5,7 @@ The server modules are imported lazily so that commands which only talk HTTP sta
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,9 +33,20 @@ def data_dir_option(function: Any) -> Any:
         "--data-dir",
         type=click.Path(file_okay=False, path_type=Path),
         default=None,
-        help="Where the database, blobs and token secret live "
-        "[default: $COMPUTE_DATA_DIR or ./.compute].",
+        help="Where the database, blobs and token secret live [default: $COMPUTE_DATA_DIR, "
+        "else /var/lib/compute for root, else $XDG_DATA_HOME/compute].",
     )(function)
+
+
+def data_dir_origin(data_dir: Path | None) -> str:
+    """How the data directory was chosen, for messages that name it."""
+    if data_dir is not None:
+        return "--data-dir"
+    if os.environ.get("COMPUTE_DATA_DIR"):
+        return "$COMPUTE_DATA_DIR"
+    if os.geteuid() == 0:
+        return "the default for root"
+    return "the default, $XDG_DATA_HOME/compute"
 
 
 def resolve_data_dir(data_dir: Path | None) -> Path:

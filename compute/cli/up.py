@@ -1,8 +1,9 @@
 """`compute up`: the whole service on one machine.
 
-Applies the migrations, then runs a broker (the `REDIS_URL` Redis, else an embedded
-one), one Celery worker and the API under gunicorn, until Ctrl-C or SIGTERM. If any of
-them dies, everything stops and `up` exits non-zero.
+Refuses at once if the API's port is taken; otherwise applies the migrations, then runs a
+broker (the `REDIS_URL` Redis, else an embedded one), one Celery worker and the API under
+gunicorn, until Ctrl-C or SIGTERM. A child that dies is restarted (see `restarts`); one
+that keeps dying stops everything and `up` exits non-zero.
 """
 
 from __future__ import annotations
@@ -13,9 +14,19 @@ from pathlib import Path
 
 import click
 import requests
+from kombu.utils.url import maybe_sanitize_url
 
+from .api_port import ensure_port_free
 from .broker import start_embedded_redis
-from .commands import api_command, child_environment, worker_command
+from .commands import (
+    api_command,
+    child_environment,
+    default_concurrency,
+    worker_command,
+    worker_queues,
+)
+from .output_filters import ApiLines, WorkerLines
+from .preflight import problems_running_jobs
 from .service import (
     DEFAULT_HOST,
     DEFAULT_PORT,
@@ -26,6 +37,7 @@ from .service import (
     resolve_data_dir,
     root_url,
 )
+from .service_record import remove_service_record, write_service_record
 from .supervisor import ServiceError, StopRequested, Supervisor
 
 API_READY_TIMEOUT_SECONDS = 60.0
@@ -37,31 +49,29 @@ API_READY_TIMEOUT_SECONDS = 60.0
 @data_dir_option
 @click.option(
     "--workers",
-    default=1,
-    show_default=True,
+    default=None,
     type=click.IntRange(min=1),
-    help="How many tasks the worker runs at once.",
+    help="How many tasks the worker runs at once [default: one per CPU].",
 )
-def up(host: str, port: int, data_dir: Path | None, workers: int) -> None:
+def up(host: str, port: int, data_dir: Path | None, workers: int | None) -> None:
     """Run the API, a worker and a broker until interrupted."""
     directory = resolve_data_dir(data_dir)
+    ensure_port_free(host, port)
     supervisor = Supervisor()
     supervisor.install_signal_handlers()
     with migrated_app(directory) as app:
         redis_url = app.config.get("REDIS_URL")
+        if problems := problems_running_jobs(app.config):
+            # A worker whose every job would fail is worse than no service at all.
+            raise ServiceError("; ".join(problems))
     code = 0
     try:
-        if not redis_url:
-            broker = start_embedded_redis(supervisor, directory)
-            redis_url = broker.url  # the children's environment only: never printed
-            click.echo(
-                f"Embedded broker at {broker.public_url} (password in {broker.password_file})",
-                err=True,
-            )
+        redis_url = start_broker(supervisor, directory, redis_url)
         env = child_environment(directory, redis_url)
-        supervisor.start("worker", worker_command(workers), env)
-        supervisor.start("api", api_command(host, port), env)
+        start_worker(supervisor, env, workers or default_concurrency())
+        start_api(supervisor, env, host, port)
         wait_for_api(root_url(host, port), supervisor)
+        write_service_record(directory, base_url(host, port))
         click.echo(banner(host, port, directory))
         supervisor.run_forever()
     except StopRequested as stop:
@@ -70,9 +80,37 @@ def up(host: str, port: int, data_dir: Path | None, workers: int) -> None:
         click.echo(f"compute up: {error.message}; stopping.", err=True)
         code = 1
     finally:
+        remove_service_record(directory)
         supervisor.stop_all()
     click.echo("Stopped.", err=True)
     raise SystemExit(code)
+
+
+def start_broker(supervisor: Supervisor, data_dir: Path, redis_url: str | None) -> str:
+    """The broker's URL: `redis_url`, else that of an embedded broker started here."""
+    if redis_url:
+        click.echo(f"Broker at {maybe_sanitize_url(redis_url)} (REDIS_URL)", err=True)
+        return redis_url
+    broker = start_embedded_redis(supervisor, data_dir)
+    click.echo(
+        f"Embedded broker at {broker.public_url} "
+        f"(pid {broker.pid}; password in {broker.password_file})",
+        err=True,
+    )
+    return broker.url  # the children's environment only: never printed
+
+
+def start_worker(supervisor: Supervisor, env: dict[str, str], concurrency: int) -> None:
+    worker = supervisor.start("worker", worker_command(concurrency), env, output=WorkerLines)
+    queues = ", ".join(worker_queues())
+    click.echo(
+        f"Worker running {concurrency} tasks at once from {queues} (pid {worker.pid})", err=True
+    )
+
+
+def start_api(supervisor: Supervisor, env: dict[str, str], host: str, port: int) -> None:
+    api = supervisor.start("api", api_command(host, port), env, output=ApiLines)
+    click.echo(f"API at {root_url(host, port)} (pid {api.pid})", err=True)
 
 
 def wait_for_api(root: str, supervisor: Supervisor) -> None:

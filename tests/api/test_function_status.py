@@ -81,6 +81,30 @@ def test_build_failure(api_server: ApiServer, api: ApiClient) -> None:
 
 
 @pytest.mark.parametrize(
+    ("agent", "expected"),
+    [
+        ("dl-python/2.0.3", FunctionStatus.FAILURE),
+        ("dl-python/2.0.0", FunctionStatus.FAILURE),
+        ("compute-python", FunctionStatus.BUILD_FAILED),
+        ("dl-python/3.1.0", FunctionStatus.BUILD_FAILED),
+    ],
+)
+def test_a_failed_build_reads_as_failure_to_the_published_client(
+    api_server: ApiServer, api: ApiClient, agent: str, expected: FunctionStatus
+) -> None:
+    # Its Function.wait_for_completion returns on `success` or `failure` only.
+    function = building_function(api)
+    set_build(api_server, function["id"], BuildState.BUILD_FAILED, error="bad requirement")
+    headers = {"User-Agent": agent}
+    path = f"/functions/{function['id']}"
+    assert api.get(path, headers=headers).json()["status"] == expected
+    listed = api.get("/functions", params={"id": function["id"]}, headers=headers).json()
+    assert listed["data"][0]["status"] == expected
+    patched = api.patch(path, json={"memory": 1024}, headers=headers).json()
+    assert patched["status"] == expected
+
+
+@pytest.mark.parametrize(
     ("outcomes", "expected"),
     [
         ([JobStatus.PENDING, JobStatus.SUCCESS], FunctionStatus.RUNNING),

@@ -242,6 +242,27 @@ def test_result_and_log_are_served_as_stored(api_server: ApiServer, api: ApiClie
     assert api.get(f"/jobs/{job['id']}/log").content == line
 
 
+def test_the_log_end_is_served_for_a_suffix_range(api_server: ApiServer, api: ApiClient) -> None:
+    function = create_function(api)
+    (job,) = submit(api, function["id"], [[1]])
+    log = b"".join(
+        b'{"date": "2026-01-01T00:00:00.000000Z", "log": "%d"}\n' % n for n in range(100)
+    )
+    store = api_server.app.extensions["blobstore"]
+    store.put(f"jobs/{function['id']}/{job['id']}/log.ndjson", log)
+    path = f"/jobs/{job['id']}/log"
+
+    tail = api.get(path, headers={"Range": "bytes=-100"})
+    assert tail.status_code == 206 and tail.content == log[-100:]
+    assert tail.headers["Content-Range"] == f"bytes {len(log) - 100}-{len(log) - 1}/{len(log)}"
+    whole = api.get(path, headers={"Range": f"bytes=-{len(log) + 10}"})
+    assert whole.status_code == 206 and whole.content == log
+    # any other range, or a malformed one, is ignored: the whole log, as without one
+    for ignored in ("bytes=0-10", "bytes=5-", "bytes=-5,-6", "bytes=nope", "items=-5"):
+        answer = api.get(path, headers={"Range": ignored})
+        assert (answer.status_code, answer.content) == (200, log), ignored
+
+
 # --- arguments round-trip exactly ---
 
 TRICKY_VALUES = [

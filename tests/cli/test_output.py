@@ -19,6 +19,14 @@ def test_table_aligns_columns_and_marks_missing_values() -> None:
     ]
 
 
+def test_a_derived_column_shows_what_its_function_makes_of_the_record() -> None:
+    records = [{"id": "a", "error": "boom"}, {"id": "b", "error": None}]
+
+    lines = table(records, ["id", "why"], {"why": lambda record: record["error"]})
+
+    assert lines.splitlines() == ["ID  WHY", "a   boom", "b   -"]
+
+
 def test_table_of_nothing_is_the_header() -> None:
     assert table([], ["id", "name"]) == "ID  NAME"
 

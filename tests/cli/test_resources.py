@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
 import pytest
 from click.testing import CliRunner, Result
 
+from compute import JobStatus
 from compute.cli import main
+from tests.compute.outcomes import finish_job
 from tests.conftest import create_function
 
 if TYPE_CHECKING:
@@ -63,6 +66,33 @@ def test_jobs_list_filters_by_status(cli, user: TestUser) -> None:
 
     assert len(json.loads(pending.stdout)) == 1
     assert json.loads(done.stdout) == []
+
+
+def test_jobs_list_shows_why_jobs_failed(cli, api_server: ApiServer, user: TestUser) -> None:
+    function = create_function(user.api)
+    body = {"function_id": function["id"], "bulk_args": [[n] for n in range(4)]}
+    jobs = user.api.post("/jobs/bulk", json=body).json()
+    outcomes = [
+        (JobStatus.SUCCESS, None),
+        (JobStatus.FAILURE, "ValueError: bad tile 17"),
+        (JobStatus.TIMEOUT, "exceeded its 2 s timeout"),
+        (JobStatus.FAILURE, "KeyError: " + "k" * 300),
+    ]
+    for job, (status, error) in zip(jobs, outcomes):
+        record = SimpleNamespace(id=job["id"], function_id=function["id"])
+        finish_job(api_server, record, status=status, result=b"1", error=error)
+
+    result = cli("jobs", "list", "--function", function["id"])
+
+    assert result.exit_code == 0, result.output
+    header, *rows = result.stdout.splitlines()
+    assert header.split()[-1] == "REASON"
+    assert rows[0].endswith(" -")
+    assert rows[1].endswith(" ValueError: bad tile 17")
+    assert rows[2].endswith(" exceeded its 2 s timeout")
+    assert rows[3].endswith("k…") and len(rows[3].split("KeyError: ")[1]) == 100 - 10
+    listed = json.loads(cli("jobs", "list", "--function", function["id"], "--json").stdout)
+    assert [job["error"] for job in listed] == [error for _, error in outcomes]
 
 
 def test_a_rejected_token_is_a_clear_error(cli, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from compute.cli import main
+from compute.cli.service_record import remove_service_record, write_service_record
 
 from .conftest import ISOLATED_VARIABLES
 
@@ -30,6 +31,7 @@ def saved_config(tmp_path: Path) -> dict[str, str]:
 
 def test_token_create_save_writes_the_sdk_config(runner: CliRunner, tmp_path: Path) -> None:
     url = "http://127.0.0.1:9999/compute/v1"
+    (tmp_path / "data").mkdir()
     args = ["token", "create", "--user", "dana", "--data-dir", str(tmp_path / "data")]
 
     result = runner.invoke(main, [*args, "--save", "--url", url + "/"])
@@ -41,6 +43,7 @@ def test_token_create_save_writes_the_sdk_config(runner: CliRunner, tmp_path: Pa
 
 
 def test_token_create_without_save_writes_nothing(runner: CliRunner, tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
     args = ["token", "create", "--user", "erin", "--data-dir", str(tmp_path / "data")]
 
     result = runner.invoke(main, args)
@@ -48,6 +51,63 @@ def test_token_create_without_save_writes_nothing(runner: CliRunner, tmp_path: P
     assert result.exit_code == 0, result.output
     assert not (tmp_path / "config").exists()
     assert (tmp_path / "data" / "secret.key").exists()
+
+
+def test_token_create_never_makes_a_data_directory(runner: CliRunner, tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere"
+
+    result = runner.invoke(main, ["token", "create", "--user", "fay", "--data-dir", str(missing)])
+
+    assert result.exit_code == 1
+    assert f"no service data directory at {missing} (--data-dir)" in result.output
+    assert "compute up" in result.output
+    assert not missing.exists()
+
+
+def test_token_create_finds_the_default_data_directory_from_anywhere(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COMPUTE_DATA_DIR", str(tmp_path / "data"))
+    assert runner.invoke(main, ["db", "upgrade"]).exit_code == 0
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+
+    result = runner.invoke(main, ["token", "create", "--user", "gus"])
+
+    assert result.exit_code == 0, result.output
+    assert not (elsewhere / ".compute").exists()
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_token_create_save_names_the_running_service(runner: CliRunner, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    write_service_record(data, "http://127.0.0.1:8123/compute/v1")  # this process is alive
+    args = ["token", "create", "--user", "hal", "--data-dir", str(data), "--save"]
+
+    result = runner.invoke(main, args)
+
+    assert result.exit_code == 0, result.output
+    assert saved_config(tmp_path)["url"] == "http://127.0.0.1:8123/compute/v1"
+    remove_service_record(data)
+    assert not (data / "service.json").exists()
+
+
+def test_token_create_save_without_a_running_service_says_what_it_saved(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "service.json").write_text('{"url": "http://127.0.0.1:1/compute/v1", "pid": 999999999}')
+
+    result = runner.invoke(
+        main, ["token", "create", "--user", "ida", "--data-dir", str(data), "--save"]
+    )
+
+    assert result.exit_code == 0, result.output
+    assert saved_config(tmp_path)["url"] == "http://127.0.0.1:8000/compute/v1"
+    assert "No running `compute up` found" in result.stderr
 
 
 def test_login_prompts_for_the_token(runner: CliRunner, tmp_path: Path) -> None:

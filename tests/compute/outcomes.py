@@ -27,8 +27,11 @@ def finish_job(
     result: bytes = b"",
     log: Sequence[tuple[str, str]] = (),
     runtime: float = 1.5,
+    error: str | None = None,
+    raw_log: bytes | None = None,
 ) -> None:
-    """Move a pending job to a final status, storing its result and log lines."""
+    """Move a pending job to a final status, storing its result, reason and log lines
+    (`raw_log`, when given, is stored as the log as it is)."""
     import sqlalchemy as sa
 
     from api.blobstore import job_log_key, job_result_key
@@ -40,7 +43,7 @@ def finish_job(
         db.session.execute(
             sa.update(Job)
             .where(Job.id == job.id)
-            .values(status=status.value, runtime=runtime, has_result=bool(result))
+            .values(status=status.value, runtime=runtime, has_result=bool(result), error=error)
         )
         record_job_changes(db.session, job.function_id, {JobStatus.PENDING: -1, status: 1})
         db.session.commit()
@@ -49,4 +52,6 @@ def finish_job(
             store.put(job_result_key(job.function_id, job.id), result)
         if log:
             lines = "".join(json.dumps({"date": d, "log": text}) + "\n" for d, text in log)
-            store.put(job_log_key(job.function_id, job.id), lines.encode())
+            raw_log = lines.encode()
+        if raw_log is not None:
+            store.put(job_log_key(job.function_id, job.id), raw_log)

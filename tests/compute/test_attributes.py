@@ -30,6 +30,7 @@ def test_new_job_state_and_to_dict():
         "kwargs",
         "runtime",
         "status",
+        "error",
     }
 
 

@@ -6,6 +6,7 @@ import sys
 import zipfile
 from pathlib import Path
 
+import cloudpickle
 import pytest
 
 from compute import BundleError, Function
@@ -113,16 +114,20 @@ def test_dotted_path_must_resolve():
 def test_unexpressible_functions_are_pickled(tmp_path, function, expected):
     directory, names, kind = unpack(tmp_path, function)
     assert kind == "cloudpickle"
-    assert names == [
-        "__dlentrypoint__.py",
-        "__dlfunction__.pkl",
-        "__dlmeta__.json",
-        "requirements.txt",
-    ]
-    info = meta(directory)
-    assert info["python"] == PYTHON_VERSION and info["kind"] == "cloudpickle"
-    assert (directory / "requirements.txt").read_text().startswith("cloudpickle==")
+    # No requirements: the service loads the pickle with its own cloudpickle.
+    assert names == ["__dlentrypoint__.py", "__dlfunction__.pkl", "__dlmeta__.json"]
+    assert meta(directory) == {
+        "python": PYTHON_VERSION,
+        "kind": "cloudpickle",
+        "cloudpickle": cloudpickle.__version__,
+    }
     assert run_main(directory) == expected
+
+
+def test_a_pickled_functions_own_cloudpickle_requirement_is_kept(tmp_path):
+    directory, _, kind = unpack(tmp_path, lambda x: x, requirements=["cloudpickle==3.0.0"])
+    assert kind == "cloudpickle"
+    assert (directory / "requirements.txt").read_text() == "cloudpickle==3.0.0\n"
 
 
 def test_nested_function_is_pickled(tmp_path):

@@ -18,6 +18,7 @@ from compute import (
     Function,
     FunctionStatus,
     Job,
+    JobFailedError,
     JobStatus,
     NotFoundError,
     ValidationError,
@@ -225,8 +226,9 @@ def test_rerun_results_and_build_log(sdk_user, capsys):
     fn = make_function()
     fn.map([1, 2])
     assert fn.rerun() == []
-    assert fn.results() == []
-    assert list(fn.iter_results()) == []
+    # one entry per job; pending jobs have no result yet
+    assert fn.results() == [None, None]
+    assert list(fn.iter_results()) == [None, None]
     assert fn.read_build_log() == ""
     fn.build_log()
     assert capsys.readouterr().out == "\n"
@@ -266,8 +268,19 @@ def test_results_rerun_and_completion_after_jobs_finish(sdk_user, api_server, ca
         finish_job(api_server, job, status=status, result=result)
     fn.wait_for_completion(timeout=5, interval=0.05)
     assert fn.status == FunctionStatus.FAILURE
-    assert fn.results() == [0, 4]
-    assert list(fn.iter_results(cast_type=None)) == [0, 4]
+    with pytest.raises(JobFailedError) as info:
+        fn.results()
+    assert info.value.job_id == jobs[1].id  # the first failure, in submission order
+    entries = fn.results(return_exceptions=True)
+    assert entries[0] == 0 and entries[2] == 4
+    assert [(e.job_id, e.status) for e in (entries[1], entries[3])] == [
+        (jobs[1].id, JobStatus.FAILURE),
+        (jobs[3].id, JobStatus.TIMEOUT),
+    ]
+    yielded = fn.iter_results(cast_type=None)
+    assert next(yielded) == 0
+    with pytest.raises(JobFailedError):
+        next(yielded)
     rerun = fn.rerun()
     assert sorted(job.id for job in rerun) == sorted([jobs[1].id, jobs[3].id])
     assert all(job.status == JobStatus.PENDING for job in rerun)

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import json
+import pickle
 import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from compute import (
+    ComputeError,
     DocumentState,
     Function,
     Job,
+    JobFailedError,
     JobStatus,
     NotFoundError,
     Serializable,
     ValidationError,
 )
+from compute._job import LOG_TAIL_LINES
 
 from .outcomes import finish_job
 
@@ -186,4 +191,104 @@ def test_wait_for_completion_returns_once_final(fn, api_server, capsys):
     job.wait_for_completion(timeout=5, interval=0.05)
     assert job.status == JobStatus.FAILURE
     assert job.runtime == 1.5
-    assert "updated from pending to failure" in capsys.readouterr().out
+    assert "updated from pending to failure" in capsys.readouterr().err
+
+
+TRACEBACK = [
+    "[attempt 1]",
+    "Traceback (most recent call last):",
+    '  File "__dlentrypoint__.py", line 3, in tile',
+    "ValueError: bad tile 17",
+    "[job failure: ValueError: bad tile 17]",
+]
+
+
+def log_entries(lines):
+    return [(f"2026-01-01T00:00:{n % 60:02d}.000000Z", line) for n, line in enumerate(lines)]
+
+
+def test_a_failed_jobs_result_raises_with_its_reason_and_log(fn, api_server):
+    job = fn(17)
+    finish_job(
+        api_server,
+        job,
+        status=JobStatus.FAILURE,
+        error="ValueError: bad tile 17",
+        log=log_entries(TRACEBACK),
+    )
+    assert repr(job) == f"Job {job.id}: pending"  # as last fetched
+
+    with pytest.raises(JobFailedError) as info:
+        job.result()
+
+    error = info.value
+    assert isinstance(error, ComputeError)
+    assert (error.job_id, error.status, error.reason) == (
+        job.id,
+        JobStatus.FAILURE,
+        "ValueError: bad tile 17",
+    )
+    assert error.log_tail == TRACEBACK
+    assert str(error).startswith(f"Job {job.id} failed: ValueError: bad tile 17\n")
+    assert "  Traceback (most recent call last):" in str(error)
+    # result() refreshed the job: its status, reason and repr are current
+    assert job.status == JobStatus.FAILURE
+    assert job.error == "ValueError: bad tile 17"
+    assert repr(job) == f"Job {job.id}: failure (ValueError: bad tile 17)"
+    copy = pickle.loads(pickle.dumps(error))
+    assert (copy.job_id, copy.status, copy.reason, copy.log_tail) == (
+        job.id,
+        JobStatus.FAILURE,
+        "ValueError: bad tile 17",
+        TRACEBACK,
+    )
+
+
+def test_a_timed_out_jobs_result_raises_with_the_timeout(fn, api_server):
+    job = fn(1)
+    finish_job(api_server, job, status=JobStatus.TIMEOUT, error="exceeded its 2 s timeout")
+    with pytest.raises(JobFailedError, match="timed out: exceeded its 2 s timeout") as info:
+        Job.get(job.id).result()
+    assert info.value.status == JobStatus.TIMEOUT
+    assert info.value.log_tail == []
+
+
+def test_a_failed_jobs_error_shows_only_the_tail_of_a_long_log(fn, api_server):
+    job = fn(1)
+    lines = [f"line {n} " + "x" * 200 for n in range(5000)]  # about 1 MB of log
+    finish_job(api_server, job, status=JobStatus.FAILURE, error="boom", log=log_entries(lines))
+    with pytest.raises(JobFailedError) as info:
+        job.result()
+    assert info.value.log_tail == lines[-LOG_TAIL_LINES:]
+
+
+def test_without_a_readable_log_the_error_has_the_reason_alone(fn, api_server):
+    job = fn(1)
+    finish_job(
+        api_server, job, status=JobStatus.FAILURE, error="exited with code 3", raw_log=b"{nope\n"
+    )
+    with pytest.raises(JobFailedError) as info:
+        job.result()
+    assert info.value.log_tail == []
+    assert str(info.value) == f"Job {job.id} failed: exited with code 3"
+
+
+def test_a_successful_jobs_result_after_a_pending_read(fn, api_server):
+    job = fn(1)
+    assert job.result() is None  # pending: no result yet, no error
+    finish_job(api_server, job, result=json.dumps(2).encode())
+    assert job.result() == 2
+    assert job.status == JobStatus.SUCCESS
+    assert repr(job) == f"Job {job.id}: success"
+
+
+def test_a_locally_changed_jobs_result_keeps_the_change(fn, api_server):
+    job = fn(1)
+    job.args = [5]
+    assert job.result() is None
+    assert job.args == [5] and job.is_modified
+
+
+def test_an_unsaved_jobs_result_is_a_value_error(fn):
+    with pytest.raises(ValueError, match="not been saved"):
+        Job(fn.id, args=[1]).result()

@@ -473,8 +473,12 @@ def test_submitting_to_a_failed_build_is_a_conflict(
 
     out = run_scenario("errors", "conflict", user.token, function_id=function["id"]).result
 
-    assert out["status"] == "build_failed"
+    # `build_failed` would keep its Function.wait_for_completion polling: it reads `failure`
+    assert out["status"] == "failure"
+    assert out["waited"] == "Function broken starting status failure\n"
     assert out["call"]["type"] == "ConflictError"
     assert "build" in out["call"]["message"].lower()
     assert out["map"]["type"] == "ConflictError"
     assert jobs_of(user.api, function["id"]) == []
+    # any other client still reads `build_failed`
+    assert user.api.get(f"/functions/{function['id']}").json()["status"] == "build_failed"

@@ -2,15 +2,9 @@
 
 from __future__ import annotations
 
-import pytest
-
 from compute import Function, JobStatus, Serializable
 from tests.conftest import ApiClient
 from tests.worker import functions
-
-# A function defining a class is shipped pickled (the class body reads `__name__`), which
-# needs cloudpickle from the wheelhouse.
-pytestmark = pytest.mark.usefixtures("stack_wheelhouse")
 
 
 class Point(Serializable):

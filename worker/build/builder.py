@@ -18,7 +18,7 @@ from typing import Any
 
 from api.redaction import Redactor
 
-from ..execution.job_user import build_identities, job_identities
+from ..execution.job_user import job_identities
 from .bundle import BundleLimits, UnpackedBundle, unpack_bundle
 from .environments import Environment, EnvironmentCache
 from .errors import BuildError, EnvironmentBuildError, RequirementsError
@@ -55,21 +55,13 @@ class BuildSettings:
     def from_config(cls, config: Mapping[str, Any]) -> BuildSettings:
         """Settings from the service configuration (`WORK_DIR`, `WHEELHOUSE`, ...)."""
         work_dir = Path(config["WORK_DIR"])
-        wheelhouse = config.get("WHEELHOUSE")
         interpreters = config.get("PYTHON_INTERPRETERS") or ()
         if isinstance(interpreters, str):
             interpreters = [path for path in interpreters.split(",") if path.strip()]
-        identities = job_identities(config)
-        user = identities.representative()
+        user = job_identities(config).representative()
         return cls(
             env_root=work_dir / "envs",
-            installer=InstallerOptions(
-                index_url=config.get("PACKAGE_INDEX_URL") or None,
-                wheelhouse=Path(wheelhouse) if wheelhouse else None,
-                timeout_seconds=float(config.get("BUILD_TIMEOUT_SECONDS") or 900),
-                only_binary=bool(config.get("ONLY_BINARY_PACKAGES", False)),
-                builds_as=build_identities(config) if identities.switches else None,
-            ),
+            installer=InstallerOptions.from_config(config),
             interpreters=tuple(str(path).strip() for path in interpreters),
             scratch_root=work_dir / "scratch",
             runs_as=(user.uid, user.gid) if user.switches else None,
@@ -91,10 +83,17 @@ class BuildResult:
 
 @functools.lru_cache(maxsize=8)
 def interpreter_registry(
-    configured: tuple[str, ...] = (), runs_as: tuple[int, int] | None = None
+    configured: tuple[str, ...] = (),
+    runs_as: tuple[int, int] | None = None,
+    copies_root: Path | None = None,
 ) -> InterpreterRegistry:
     """One registry per interpreter list and job user, so a worker probes them once."""
-    return InterpreterRegistry(configured, runs_as=runs_as)
+    return InterpreterRegistry(configured, runs_as=runs_as, copies_root=copies_root)
+
+
+def interpreter_copies_root(work_dir: Path) -> Path:
+    """Where interpreters the job uids cannot reach get their reachable copies."""
+    return work_dir / "interpreters"
 
 
 def build_function(
@@ -169,9 +168,11 @@ def _build(
     report.bundle(unpacked.files, unpacked.total_bytes)
     requirements = parse_requirements(_requirements_text(unpacked))
     report.requirements(requirements)
-    interpreter = interpreter_registry(tuple(settings.interpreters), settings.runs_as).resolve(
-        image
-    )
+    interpreter = interpreter_registry(
+        tuple(settings.interpreters),
+        settings.runs_as,
+        interpreter_copies_root(settings.work_dir) if settings.work_dir else None,
+    ).resolve(image)
     report.interpreter(interpreter)
     report.environment_started()
     cache = EnvironmentCache(settings.env_root, settings.installer)

@@ -4,8 +4,9 @@ The original service ran each image as a container; here an image names a base P
 version, served by whichever interpreter of that version the worker finds: the
 operator's configured list first, then the worker's own interpreter, then `python3.X`
 on PATH, then pyenv's versions. When jobs run as another user than the worker, every
-interpreter is probed as that user, so none is offered that its jobs could not run (one
-under root's home, say).
+interpreter is probed as that user, so none is offered that its jobs could not run; one
+it cannot reach (under root's home, say) is offered through a linked copy of its
+installation under the work directory (`interpreter_copies.py`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ImageError
+from .interpreter_copies import NotCopyable, check_copyable, reachable_installation
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +40,7 @@ PROBE = (
     "print(json.dumps({'version': platform.python_version(),"
     " 'implementation': sys.implementation.name, 'machine': platform.machine(),"
     " 'base': os.path.realpath(getattr(sys, '_base_executable', sys.executable)),"
+    " 'prefix': os.path.realpath(sys.base_prefix),"
     " 'minor': sys.version_info[1], 'major': sys.version_info[0]}))"
 )
 
@@ -71,7 +74,9 @@ def image_name(minor: int) -> str:
 class InterpreterRegistry:
     """The interpreters this worker can build environments from, found once and kept.
 
-    `runs_as` is the uid and gid jobs run as, when they are not the worker's own.
+    `runs_as` is the uid and gid jobs run as, when they are not the worker's own;
+    `copies_root`, where interpreters they cannot reach are given a reachable copy (none
+    is made when it is None).
     """
 
     def __init__(
@@ -81,16 +86,20 @@ class InterpreterRegistry:
         search_path: bool = True,
         pyenv_root: Path | None = None,
         runs_as: tuple[int, int] | None = None,
+        copies_root: Path | None = None,
     ) -> None:
         self._configured = [Path(p) for p in configured]
         self._search_path = search_path
         self._pyenv_root = pyenv_root if pyenv_root is not None else Path.home() / ".pyenv"
         self._runs_as = runs_as
+        self._copies_root = copies_root
         self._found: dict[int, Interpreter] | None = None
+        # Interpreters only the worker can run, by minor version: copied when first needed.
+        self._copyable: dict[int, dict[str, Any]] = {}
         self._lock = threading.Lock()
 
     def interpreters(self) -> dict[int, Interpreter]:
-        """Interpreters by Python 3 minor version."""
+        """Interpreters jobs can run now, by Python 3 minor version."""
         with self._lock:
             if self._found is None:
                 self._found = self._discover()
@@ -98,7 +107,8 @@ class InterpreterRegistry:
 
     def images(self) -> list[str]:
         """The image names this worker serves, oldest Python first."""
-        return [self.interpreters()[minor].image for minor in sorted(self.interpreters())]
+        minors = {*self.interpreters(), *self._copyable}
+        return [image_name(minor) for minor in sorted(minors)]
 
     def resolve(self, image: str) -> Interpreter:
         """The interpreter for `image`; `ImageError` lists the available images otherwise."""
@@ -107,17 +117,18 @@ class InterpreterRegistry:
             minor = parse_image(image)
         except ImageError as error:
             raise ImageError(f"{error}; available images: {available}") from None
-        if minor not in self.interpreters():
+        found = self.interpreters().get(minor) or self._copied(minor)
+        if found is None:
             hint = ""
             if self._runs_as is not None:
                 hint = (
                     f" (only interpreters the job user, uid {self._runs_as[0]}, can run are "
-                    "offered: one under a home directory closed to other users is not)"
+                    "offered: one it cannot reach is offered through a copy, if it can be made)"
                 )
             raise ImageError(
                 f"image {image!r} is not available; available images: {available}{hint}"
             )
-        return self.interpreters()[minor]
+        return found
 
     def _discover(self) -> dict[int, Interpreter]:
         candidates = [*self._configured, *_unique(self._candidates())]
@@ -126,22 +137,66 @@ class InterpreterRegistry:
             candidates.append(own.path)  # trusted only once the job user ran it too
         # Probing starts an interpreter (a pyenv shim, a shell script, is slow): in parallel.
         with ThreadPoolExecutor(max_workers=PROBE_WORKERS) as pool:
-            probed = list(pool.map(lambda path: probe(path, self._runs_as), candidates))
-        running: Interpreter | None = own
+            probed = list(pool.map(self._probe_for_jobs, candidates))
+        running: Interpreter | dict[str, Any] | None = own
         if self._runs_as is not None:
             running = probed.pop()
-            if running is None:
-                logger.info(
-                    "not offering %s: the job user (uid %d) cannot run it",
-                    own.path,
-                    self._runs_as[0],
-                )
         found: dict[int, Interpreter] = {}
         # Order is preference: the operator's list, this worker's Python, PATH, pyenv.
         ordered = [*probed[: len(self._configured)], running, *probed[len(self._configured) :]]
         for interpreter in ordered:
-            if interpreter is not None and interpreter.minor >= MIN_MINOR:
+            if isinstance(interpreter, Interpreter) and interpreter.minor >= MIN_MINOR:
                 found.setdefault(interpreter.minor, interpreter)
+        for facts in ordered:
+            if isinstance(facts, dict) and int(facts["minor"]) >= MIN_MINOR:
+                self._copyable.setdefault(int(facts["minor"]), facts)
+        for minor in found:
+            self._copyable.pop(minor, None)
+        return found
+
+    def _probe_for_jobs(self, path: Path) -> Interpreter | dict[str, Any] | None:
+        """`path` as jobs would run it, else what it says of itself when only the worker
+        can run it (a candidate for a copy), else None."""
+        found = probe(path, self._runs_as)
+        if found is not None or self._runs_as is None or self._copies_root is None:
+            return found
+        return probe_facts(path)
+
+    def _copied(self, minor: int) -> Interpreter | None:
+        """A reachable copy of the copyable interpreter of `minor`, made once."""
+        with self._lock:
+            facts = self._copyable.get(minor)
+            if facts is None or self._copies_root is None or self._runs_as is None:
+                return None
+            try:
+                found = self._reachable_copy(facts)
+            except (NotCopyable, OSError) as error:
+                logger.warning(
+                    "not offering %s: the job user (uid %d) cannot run it, and no copy it "
+                    "can run could be made (%s)",
+                    facts["base"],
+                    self._runs_as[0],
+                    error,
+                )
+                del self._copyable[minor]
+                return None
+            assert self._found is not None
+            self._found[minor] = found
+            del self._copyable[minor]
+            return found
+
+    def _reachable_copy(self, facts: dict[str, Any]) -> Interpreter:
+        assert self._copies_root is not None
+        prefix, base = Path(str(facts["prefix"])), Path(str(facts["base"]))
+        check_copyable(prefix, base, int(facts["minor"]))
+        copy = reachable_installation(prefix, str(facts["version"]), self._copies_root)
+        found = probe(copy / base.relative_to(prefix), self._runs_as)
+        if found is None:
+            raise NotCopyable(f"its copy at {copy} does not run as the job user")
+        if found.version != facts["version"]:
+            # It loaded another libpython than its own: one its RUNPATH does not name.
+            raise NotCopyable(f"its copy at {copy} runs as Python {found.version}")
+        logger.info("offering %s to jobs through its copy at %s", base, copy)
         return found
 
     def _candidates(self) -> Iterable[Path]:
@@ -157,6 +212,12 @@ def probe(path: Path, runs_as: tuple[int, int] | None = None) -> Interpreter | N
     Args:
         runs_as: the uid and gid to run it as, to learn whether that user can.
     """
+    facts = probe_facts(path, runs_as)
+    return _interpreter(facts) if facts is not None else None
+
+
+def probe_facts(path: Path, runs_as: tuple[int, int] | None = None) -> dict[str, Any] | None:
+    """What `path` says of itself (version, base executable, prefix), run as `runs_as`."""
     as_user: dict[str, Any] = {}
     if runs_as is not None:
         # From "/": the worker's own directory may be closed to that user.
@@ -174,9 +235,9 @@ def probe(path: Path, runs_as: tuple[int, int] | None = None) -> Interpreter | N
     except (OSError, subprocess.SubprocessError, ValueError) as error:
         logger.debug("not an interpreter: %s (%s)", path, error)
         return None
-    if facts.get("major") != 3:
+    if not isinstance(facts, dict) or facts.get("major") != 3:
         return None
-    return _interpreter(facts)
+    return facts
 
 
 def _running() -> Interpreter:

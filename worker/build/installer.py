@@ -3,13 +3,15 @@
 Every command runs in its own session under one deadline, in a scratch directory the
 build owns, with a scrubbed environment: installing an sdist runs its build backend,
 code the function's owner chose, which must not see the worker's secrets. Package
-sources come only from the operator's options, and installer configuration files are
-ignored so nothing found near the scratch directory can redirect the build.
+sources, proxies and TLS trust come only from the operator (the service's settings and
+the worker's own environment: `sources.py`); configuration files found near the scratch
+directory or in the bundle are ignored, so nothing there can redirect the build.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import shutil
@@ -19,30 +21,24 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from api.redaction import Redactor, secret_values
 
-from ..execution.job_user import JobIdentities, JobUser
+from ..execution.job_user import JobIdentities, JobUser, build_identities, job_identities
 from ..execution.runtime import reachable_copy
 from ..execution.sandbox import JobSandbox
 from .errors import EnvironmentBuildError
+from .operator_files import closed_to_others, readable_copies
+from .sources import InstallerName, PackageSources, package_sources
 
 logger = logging.getLogger(__name__)
 
 MAX_LOG_BYTES = 1024 * 1024
 BASE_PATH = "/usr/local/bin:/usr/bin:/bin"
-# Worth passing to an installer from the worker's own environment: how to reach an index.
-NETWORK_VARIABLES = (
-    "HTTP_PROXY",
-    "HTTPS_PROXY",
-    "NO_PROXY",
-    "http_proxy",
-    "https_proxy",
-    "no_proxy",
-    "SSL_CERT_FILE",
-    "SSL_CERT_DIR",
-)
+# Where the operator's CA bundles and uv.toml are copied for a build, beside its log.
+FILES_DIRECTORY = "operator-files"
+UV_PROBE_SECONDS = 30
 
 
 @dataclass(frozen=True)
@@ -51,20 +47,24 @@ class InstallerOptions:
 
     Attributes:
         index_url: the package index to use instead of PyPI.
+        extra_index_urls: indexes searched besides it.
         wheelhouse: a directory of wheels. Alone it is the only source (`--no-index
-            --find-links`); with `index_url` it is searched first.
+            --find-links`); with an index it is searched first.
         timeout_seconds: the deadline for creating and installing one environment.
         installer: `uv`, `pip` (`python -m venv` and pip), or `auto` (uv when found).
         only_binary: install wheels only. An sdist's build backend is code the
             function's owner chose, run on the worker at build time; this refuses it.
         uv_cache_dir: uv's cache; uv's default (under HOME) when None.
-        environment: variables the installer sees besides PATH, HOME, LANG and TMPDIR,
-            such as proxies (see `NETWORK_VARIABLES`) or credentials for `index_url`.
+        environment: the worker's environment (what of it concerns installers). Its
+            proxies and TLS trust always reach the installer; its index settings
+            (`UV_INDEX_URL`, `PIP_INDEX_URL`...) are used when none of `index_url`,
+            `extra_index_urls` and `wheelhouse` is set (see `sources.py`).
         builds_as: uids to lease one from for each build, which then runs unprivileged
             in a namespace of its own (`sandbox.py`); None runs builds as the worker.
     """
 
     index_url: str | None = None
+    extra_index_urls: tuple[str, ...] = ()
     wheelhouse: Path | None = None
     timeout_seconds: float = 900.0
     installer: Literal["auto", "uv", "pip"] = "auto"
@@ -73,21 +73,52 @@ class InstallerOptions:
     environment: Mapping[str, str] = field(default_factory=dict)
     builds_as: JobIdentities | None = None
 
-    def source_arguments(self) -> list[str]:
-        arguments: list[str] = []
-        if self.wheelhouse is not None:
-            arguments += ["--find-links", str(self.wheelhouse)]
-            if self.index_url is None:
-                arguments.append("--no-index")
-        if self.index_url is not None:
-            arguments += ["--index-url", self.index_url]
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> InstallerOptions:
+        """Options from the service configuration (`PACKAGE_INDEX_URL`,
+        `EXTRA_INDEX_URLS`, `WHEELHOUSE`, `INSTALLER_ENVIRONMENT`, ...).
+
+        Raises:
+            ValueError: the job uid range is invalid (see `job_identities`).
+        """
+        wheelhouse = config.get("WHEELHOUSE")
+        extra = config.get("EXTRA_INDEX_URLS") or ()
+        if isinstance(extra, str):
+            extra = extra.replace(",", " ").split()
+        return cls(
+            index_url=config.get("PACKAGE_INDEX_URL") or None,
+            extra_index_urls=tuple(str(url) for url in extra),
+            wheelhouse=Path(wheelhouse) if wheelhouse else None,
+            timeout_seconds=float(config.get("BUILD_TIMEOUT_SECONDS") or 900),
+            only_binary=bool(config.get("ONLY_BINARY_PACKAGES", False)),
+            environment=dict(config.get("INSTALLER_ENVIRONMENT") or {}),
+            builds_as=build_identities(config) if job_identities(config).switches else None,
+        )
+
+    def sources(self) -> PackageSources:
+        """Where packages come from and how they are reached."""
+        return package_sources(
+            self.environment, self.index_url, self.extra_index_urls, self.wheelhouse
+        )
+
+    def source_arguments(
+        self, installer: InstallerName = "uv", sources: PackageSources | None = None
+    ) -> list[str]:
+        """The install command's options that say where packages come from (`sources`,
+        by default this worker's) and which kinds it may install."""
+        arguments = (sources or self.sources()).arguments(installer)
         if self.only_binary:
             arguments += ["--only-binary", ":all:"]
         return arguments
 
+    def network_urls(self) -> list[str]:
+        """Every index, find-links URL and proxy builds connect to (for the network policy)."""
+        return self.sources().network_urls()
+
     def secrets(self) -> list[str]:
-        """What no log may show: the index URL's credentials and those among `environment`."""
-        return secret_values({"index_url": self.index_url, **self.environment})
+        """What no log may show: the index URLs' credentials and those among `environment`."""
+        urls = {f"index_url_{n}": url for n, url in enumerate(self.extra_index_urls)}
+        return secret_values({"index_url": self.index_url, **urls, **self.environment})
 
 
 def find_uv() -> Path | None:
@@ -120,8 +151,9 @@ class Installer:
             scratch: the build's own directory (its HOME, TMPDIR and caches); `user`'s.
             user: who the commands run as; the worker itself when None.
             log_path: where the commands' output is kept, somewhere `user` cannot write.
-            visible: what the commands must see besides `scratch` when they run in a
-                namespace (the environment's directory, the interpreter, the wheelhouse).
+            visible: what the commands must see besides `scratch` and the sources'
+                directories when they run in a namespace (the environment's directory,
+                the interpreter).
         """
         self.options = options
         self.scratch = scratch
@@ -137,14 +169,21 @@ class Installer:
         if uv is not None and self.user is not None:
             uv = reachable_copy(uv)  # the service's installation may be closed to the build
         self.uv = uv
-        self.sandbox = None
-        if self.user is not None:
-            private_tmp = scratch / "tmp"
-            private_tmp.mkdir(mode=0o700, exist_ok=True)
-            self.user.give([private_tmp])
-            wheelhouse = [options.wheelhouse] if options.wheelhouse else []
-            tools = [uv.parent] if uv is not None else []
-            self.sandbox = JobSandbox(private_tmp, [scratch, *visible, *wheelhouse, *tools])
+        self.sources = options.sources()
+        self.sandbox = self._prepare(self.user, visible) if self.user is not None else None
+
+    def _prepare(self, user: JobUser, visible: Sequence[Path]) -> JobSandbox:
+        """Lay out what `user` needs (its own /tmp, its copies of the operator's files)
+        and return the namespace its commands run in."""
+        private_tmp = self.scratch / "tmp"
+        private_tmp.mkdir(mode=0o700, exist_ok=True)
+        user.give([private_tmp])
+        files = self.log_path.parent / FILES_DIRECTORY
+        self.sources = self.sources.with_files(readable_copies(self.sources.files(), files, user))
+        directories = self.sources.directories()
+        self._note_closed(directories)
+        tools = [self.uv.parent] if self.uv is not None else []
+        return JobSandbox(private_tmp, [self.scratch, *visible, files, *directories, *tools])
 
     @property
     def name(self) -> str:
@@ -160,7 +199,7 @@ class Installer:
             command = [
                 str(self.uv),
                 "venv",
-                "--no-config",
+                *self.sources.config_arguments(),
                 "--allow-existing",
                 "--relocatable",
                 "--no-python-downloads",
@@ -174,7 +213,7 @@ class Installer:
 
     def install(self, python: Path, requirements_file: Path) -> None:
         """Install the requirements listed in `requirements_file` into `python`'s environment."""
-        sources = self.options.source_arguments()
+        sources = self.options.source_arguments(self.name, self.sources)
         if self.uv:
             # Copies, not hard links into uv's cache, so the read-only environment shares
             # no inode with anything a later build writes.
@@ -182,7 +221,7 @@ class Installer:
                 str(self.uv),
                 "pip",
                 "install",
-                "--no-config",
+                *self.sources.config_arguments(),
                 "--python",
                 str(python),
                 "--link-mode",
@@ -233,6 +272,17 @@ class Installer:
         if code != 0:
             raise EnvironmentBuildError(f"{step} failed (exit status {code})", self.output())
 
+    def _note_closed(self, directories: list[Path]) -> None:
+        # Left as they are (copying a wheelhouse per build is no option): the installer's
+        # error would only say it found nothing, so the log says why first.
+        closed = [directory for directory in directories if closed_to_others(directory)]
+        if not closed:
+            return
+        with self.log_path.open("ab") as log:
+            for directory in closed:
+                logger.warning("builds cannot read %s: let other users read it", directory)
+                log.write(f"note: the build cannot read {directory}\n".encode())
+
     def _confine(self) -> None:
         # In the child, as root: its own /tmp and no service's socket, then the build's uid.
         assert self.sandbox is not None and self.user is not None
@@ -278,7 +328,28 @@ class Installer:
             environment.update(HOME=str(self.scratch), UV_CACHE_DIR=str(self.scratch / "cache"))
         elif self.options.uv_cache_dir is not None:
             environment["UV_CACHE_DIR"] = str(self.options.uv_cache_dir)
-        return {**environment, **self.options.environment}
+        environment.update(self.sources.environment(self.name))
+        if self.uv and self.sources.system_certs:
+            # A TLS-intercepting proxy's CA is usually in the system's store, not uv's own.
+            environment[system_certs_variable(self.uv)] = "true"
+        return environment
+
+
+@functools.cache
+def system_certs_variable(uv: Path) -> str:
+    """What tells this uv to trust the system's certificate store: `UV_SYSTEM_CERTS`, or
+    the older `UV_NATIVE_TLS` for a uv that predates it (newer ones warn about that one)."""
+    try:
+        shown = subprocess.run(
+            [str(uv), "pip", "install", "--help"],
+            capture_output=True,
+            text=True,
+            timeout=UV_PROBE_SECONDS,
+            check=False,
+        ).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        shown = ""
+    return "UV_SYSTEM_CERTS" if "UV_SYSTEM_CERTS" in shown else "UV_NATIVE_TLS"
 
 
 def _kill_session(process: subprocess.Popen[bytes]) -> None:

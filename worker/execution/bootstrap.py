@@ -1,18 +1,38 @@
 """Runs inside the function's environment, in the job's own process: call `main`, save its value.
 
-Invoked as `python -I bootstrap.py BUNDLE_DIR CALL_FILE RESULT_FILE`. Only the standard
-library is used here, so it runs on every supported Python. The call file holds JSON
-`{"args": [...], "kwargs": {...}}`; the result file receives a one-byte encoding tag
-followed by the encoded value (PROTOCOL.md "Results"):
+Invoked as `python -I bootstrap.py BUNDLE_DIR CALL_FILE RESULT_FILE FAILURE_FILE`. Only
+the standard library is used here, so it runs on every supported Python. The call file
+holds JSON `{"args": [...], "kwargs": {...}}`; the result file receives a one-byte
+encoding tag followed by the encoded value (PROTOCOL.md "Results"):
 `j` JSON, `b` raw bytes, `s` bytes from `serialize()`, `n` None.
+
+An exception prints its traceback (the job's log), writes its one-line summary
+(`ValueError: bad tile 17`) to the failure file and ends the process with
+`EXCEPTION_EXIT_CODE`; `sys.exit(n)` ends it with `n`, as it ends a script.
+
+A pickled function (`__dlmeta__.json` kind `cloudpickle`) is loaded with the cloudpickle
+the function requires itself if any, else with the worker's copy in `packages/` beside
+this script (`runtime.py`).
 """
 
+import importlib
 import json
 import os
 import sys
 import traceback
 
 PR_SET_DUMPABLE = 4
+EXCEPTION_EXIT_CODE = 1
+# The worker reads less than this and cleans it: this bound only spares the disk.
+MAX_SUMMARY_CHARS = 4096
+META_FILE = "__dlmeta__.json"
+# Last on sys.path: the environment's own packages come first, so a version the
+# function requires itself wins over the worker's.
+RUNNER_PACKAGES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "packages")
+
+
+class IncompatiblePickleError(Exception):
+    """The pickled function did not load, and another cloudpickle version pickled it."""
 
 
 def encode(value):
@@ -37,11 +57,61 @@ def encode(value):
         ) from error
 
 
-def run_call(load_entrypoint, call_file, result_file):
+def summarize(error):
+    """The last line of the exception's traceback: `type: message`, or `type` alone."""
+    kind = type(error)
+    name = kind.__qualname__
+    if kind.__module__ not in ("builtins", "__main__", __name__):
+        name = f"{kind.__module__}.{name}"
+    try:
+        message = str(error)
+    except BaseException:  # a hostile __str__ must not hide the failure itself
+        message = "<exception str() failed>"
+    return f"{name}: {message}" if message else name
+
+
+def write_summary(failure_file, text):
+    """Leave `text` where the worker reads it once the process has ended; best effort."""
+    if not failure_file:
+        return
+    try:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
+        with os.fdopen(os.open(failure_file, flags, 0o600), "w", errors="replace") as handle:
+            handle.write(text[:MAX_SUMMARY_CHARS])
+    except BaseException:  # the exit code and the traceback in the log still tell it
+        pass
+
+
+def exit_like_a_script(stop, failure_file):
+    """End the process as the interpreter ends a script on `sys.exit(code)`."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if stop.code is None or isinstance(stop.code, int):
+        os._exit(stop.code & 0xFF if stop.code else 0)
+    print(stop.code, file=sys.stderr, flush=True)
+    write_summary(failure_file, summarize(stop))
+    os._exit(EXCEPTION_EXIT_CODE)
+
+
+def fail(error, failure_file):
+    """Log the traceback, leave the summary, and end the process."""
+    traceback.print_exc()
+    sys.stderr.flush()
+    try:
+        summary = summarize(error)
+    except BaseException:  # out of memory, say: the log has the traceback
+        summary = None
+    if summary:
+        write_summary(failure_file, summary)
+    os._exit(EXCEPTION_EXIT_CODE)
+
+
+def run_call(load_entrypoint, call_file, result_file, failure_file=None):
     """Call the entrypoint with the call file's arguments and save its encoded value.
 
-    Any exception, the entrypoint's import included, prints its traceback to stderr and
-    ends the process with status 1, leaving no result file.
+    Any exception, the entrypoint's import included, prints its traceback to stderr,
+    writes its summary to `failure_file` and ends the process with `EXCEPTION_EXIT_CODE`,
+    leaving no result file. `sys.exit(n)` ends it with `n` and leaves no summary.
     """
     with open(call_file, "rb") as handle:
         call = json.load(handle)
@@ -49,10 +119,10 @@ def run_call(load_entrypoint, call_file, result_file):
         entrypoint = load_entrypoint()
         value = entrypoint(*(call.get("args") or []), **(call.get("kwargs") or {}))
         encoded = encode(value)
-    except BaseException:
-        traceback.print_exc()
-        sys.stderr.flush()
-        os._exit(1)
+    except SystemExit as stop:
+        exit_like_a_script(stop, failure_file)
+    except BaseException as error:
+        fail(error, failure_file)
     temporary = result_file + ".tmp"
     with open(temporary, "wb") as handle:
         handle.write(encoded)
@@ -72,23 +142,80 @@ def forbid_tracing():
         pass  # an interpreter without ctypes: separate uids still keep other jobs out
 
 
-def load_bundle_entrypoint():
-    from __dlentrypoint__ import main as entrypoint
+def enter_bundle(bundle_dir):
+    """Work in the bundle and import from it first, and from the runner's packages last."""
+    os.chdir(bundle_dir)
+    sys.path.insert(0, bundle_dir)
+    sys.path.append(RUNNER_PACKAGES)
 
+
+def load_bundle_entrypoint():
+    """The bundle's `main`; run in the bundle's directory (`enter_bundle`).
+
+    Raises:
+        IncompatiblePickleError: the pickled function did not load and was pickled by a
+            cloudpickle other than the one loading it; the message names both versions.
+    """
+    try:
+        from __dlentrypoint__ import main as entrypoint
+    except Exception as error:
+        mismatch = pickle_mismatch(error)
+        if mismatch is None:
+            raise
+        raise mismatch from error
     return entrypoint
 
 
+def pickle_mismatch(error):
+    """An error naming both cloudpickle versions when `error` may come from them differing."""
+    meta = read_meta()
+    pickled_with = meta.get("cloudpickle")
+    if meta.get("kind") != "cloudpickle" or not pickled_with:
+        return None
+    loaded_with = cloudpickle_version()
+    if loaded_with == pickled_with:
+        return None
+    if loaded_with:
+        loading = f"this worker loads it with cloudpickle {loaded_with}"
+    else:
+        loading = "this worker has no cloudpickle to load it with"
+    # The last line only: it reads as one sentence, and a failure reason is one line.
+    cause = traceback.format_exception_only(type(error), error)[-1].strip()
+    return IncompatiblePickleError(
+        f"the function was pickled with cloudpickle {pickled_with}; {loading}: {cause}"
+    )
+
+
+def read_meta():
+    try:
+        with open(META_FILE, encoding="utf-8") as handle:
+            meta = json.load(handle)
+    except (OSError, ValueError):
+        return {}
+    return meta if isinstance(meta, dict) else {}
+
+
+def cloudpickle_version():
+    module = sys.modules.get("cloudpickle")
+    if module is None:
+        try:
+            module = importlib.import_module("cloudpickle")
+        except Exception:
+            return None
+    return getattr(module, "__version__", None)
+
+
 def main():
-    bundle_dir, call_file, result_file = sys.argv[1:4]
+    bundle_dir, call_file, result_file, failure_file = sys.argv[1:5]
     forbid_tracing()
     call_file = os.path.abspath(call_file)
     result_file = os.path.abspath(result_file)
-    os.chdir(bundle_dir)
-    sys.path.insert(0, bundle_dir)
+    failure_file = os.path.abspath(failure_file)
+    enter_bundle(bundle_dir)
     # Line-buffered output lets the parent timestamp each line as it is printed.
     sys.stdout.reconfigure(line_buffering=True)
     sys.stderr.reconfigure(line_buffering=True)
-    run_call(load_bundle_entrypoint, call_file, result_file)
+    run_call(load_bundle_entrypoint, call_file, result_file, failure_file)
 
 
 if __name__ == "__main__":

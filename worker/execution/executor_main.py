@@ -53,7 +53,7 @@ def run_child(request, entrypoint):
     os.chdir(request["cwd"])
     sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115 - lives with the child
     sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
-    BOOTSTRAP.run_call(lambda: entrypoint, request["call"], request["result"])
+    BOOTSTRAP.run_call(lambda: entrypoint, request["call"], request["result"], request["failure"])
     os._exit(0)
 
 
@@ -79,10 +79,9 @@ def main():
     # import time, go to stderr instead of corrupting it.
     CONTROL = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)
-    os.chdir(bundle_dir)
-    sys.path.insert(0, bundle_dir)
+    BOOTSTRAP.enter_bundle(bundle_dir)
     try:
-        from __dlentrypoint__ import main as entrypoint
+        entrypoint = BOOTSTRAP.load_bundle_entrypoint()
     except BaseException:
         reply({"import_error": traceback.format_exc()})
         return

@@ -42,6 +42,8 @@ NFT_TIMEOUT_SECONDS = 10
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Service = tuple[IPAddress, int]  # an address and a TCP port
+# Where a URL that names no port connects: a proxy may be SOCKS (`ALL_PROXY`).
+DEFAULT_PORTS = {"https": 443, "socks4": 1080, "socks4a": 1080, "socks5": 1080, "socks5h": 1080}
 
 
 class NetworkMode(str, Enum):
@@ -173,7 +175,7 @@ def apply_network_policy(
 
     Args:
         services: (address, TCP port) pairs left reachable, on this host too: the
-            package index and proxy a build needs (`services_of`).
+            indexes, find-links hosts and proxies a build needs (`services_of`).
         who: whose network this is, for the description (`job`, `build`).
 
     Raises:
@@ -202,7 +204,7 @@ def services_of(urls: Iterable[str | None]) -> list[Service]:
             continue
         parts = urlsplit(url if "://" in url else f"http://{url}")
         try:
-            port = parts.port or (443 if parts.scheme == "https" else 80)
+            port = parts.port or DEFAULT_PORTS.get(parts.scheme.lower(), 80)
         except ValueError:
             continue
         if not parts.hostname:

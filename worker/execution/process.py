@@ -10,18 +10,16 @@ of its process tree. Its disk use is measured as it runs (`scratch.py`).
 The job's scratch directory stays the worker's, so the job cannot swap the entries the
 worker opens (its output FIFOs, its gate, its result directory) for links; the job owns
 what it writes: its home, its copy of the bundle, its `/tmp` and the directory its
-result goes to. The result is read only if it is a regular file the job wrote, and never
-past `max_result_bytes`.
+result goes to. The result, and the summary of an exception, are read only if they are
+regular files the job wrote, and never past a bound (`job_files.py`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import enum
-import json
 import os
 import shutil
-import stat
 import subprocess
 import tempfile
 import threading
@@ -31,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from .bootstrap import EXCEPTION_EXIT_CODE
 from .confinement import Confinement
 from .enforcement import EnforcementMode, select_enforcement
 from .executor import (
@@ -42,6 +41,7 @@ from .executor import (
     WarmExecutor,
     confine_child,
 )
+from .job_files import JobFiles, read_failure, read_result
 from .job_process import ColdProcess, JobProcess, WarmProcess
 from .job_user import JobIdentities, JobUser, resolve_job_identities
 from .joblog import MAX_LINE_BYTES, JobLog
@@ -77,6 +77,8 @@ class ProcessOutcome:
     peak_rss_mb: float
     # Why the result the job wrote was not kept (too large, not a file it wrote).
     refused_result: str | None = None
+    # The exception that ended the call, one cleaned line: `ValueError: bad tile 17`.
+    failure: str | None = None
 
 
 def job_environment(limits: JobLimits, env_python: str, home: str) -> dict[str, str]:
@@ -109,82 +111,6 @@ def _pump(stream: IO[bytes], log: JobLog) -> None:
 def _skip_rest_of_line(stream: IO[bytes]) -> None:
     while (rest := stream.readline(MAX_LINE_BYTES)) and not rest.endswith(b"\n"):
         pass
-
-
-@dataclass
-class JobFiles:
-    """The scratch files of one job: its call, result, home and private bundle copy."""
-
-    root: Path
-
-    @property
-    def call(self) -> Path:
-        return self.root / "call.json"
-
-    @property
-    def out(self) -> Path:
-        """The job's own directory for its result (written to a temporary name first)."""
-        return self.root / "out"
-
-    @property
-    def result(self) -> Path:
-        return self.out / "result.bin"
-
-    @property
-    def home(self) -> Path:
-        return self.root / "home"
-
-    @property
-    def work_dir(self) -> Path:
-        return self.root / "bundle"
-
-    @property
-    def tmp(self) -> Path:
-        """The job's `/tmp` when it runs cold (a warm job uses its executor's)."""
-        return self.root / "tmp"
-
-    def prepare(self, bundle_dir: Path, call: dict[str, Any], user: JobUser) -> None:
-        """Write the call, make the home, result and temporary directories and copy the
-        bundle; `root` is already open to `user` alone."""
-        fd = os.open(self.call, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            json.dump(call, handle)
-        for directory in (self.home, self.out, self.tmp):
-            directory.mkdir(mode=0o700)
-        # Each job works in its own copy, so one job's files never reach the next.
-        shutil.copytree(bundle_dir, self.work_dir, symlinks=False)
-        user.give([self.call, self.home, self.out, self.tmp])
-        user.give_tree(self.work_dir)
-
-
-def read_result(path: Path, user: JobUser, max_bytes: int) -> tuple[bytes | None, str | None]:
-    """The result the job wrote, or why it is refused; never reads more than `max_bytes`.
-
-    Returns:
-        (tag byte + encoded value, None), (None, None) when there is no result, or
-        (None, the reason it was refused).
-    """
-    try:
-        # Not a link (it could name any file the worker may read), and never blocking.
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except FileNotFoundError:
-        return None, None
-    except OSError:
-        return None, "its result is not a regular file"
-    with os.fdopen(fd, "rb") as handle:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode) or info.st_uid != user.uid:
-            return None, "its result is not a regular file of its own"
-        if info.st_size - 1 > max_bytes:  # the tag byte is not part of the value
-            return None, _too_large(info.st_size - 1, max_bytes)
-        data = handle.read(max_bytes + 2)
-    if len(data) - 1 > max_bytes:  # it grew after the check
-        return None, _too_large(len(data) - 1, max_bytes)
-    return data, None
-
-
-def _too_large(size: int, max_bytes: int) -> str:
-    return f"its result of {size} bytes exceeds the {max_bytes} byte limit"
 
 
 def default_scratch_root() -> Path:
@@ -299,11 +225,13 @@ def run_process(
         exit_code = process.poll()
         if ending is Ending.EXITED and (exit_code == SIGXFSZ_EXIT or disk.exceeded()):
             ending = Ending.DISK_EXCEEDED
-        result, refused = None, None
+        result, refused, failure = None, None, None
+        owner = launched.executor.user if launched.executor else user
         if ending is Ending.EXITED and exit_code == 0:
-            owner = launched.executor.user if launched.executor else user
             result, refused = read_result(files.result, owner, max_result_bytes)
-    return ProcessOutcome(ending, exit_code, result, runtime, peak, refused)
+        elif ending is Ending.EXITED and exit_code == EXCEPTION_EXIT_CODE:
+            failure = read_failure(files.failure, owner)
+    return ProcessOutcome(ending, exit_code, result, runtime, peak, refused, failure)
 
 
 def _ended_early(ending: Ending, started: float) -> ProcessOutcome:
@@ -356,6 +284,7 @@ def _start_cold(
             str(files.work_dir),
             str(files.call),
             str(files.result),
+            str(files.failure),
         ],
         cwd=files.work_dir,
         env=env,
@@ -397,6 +326,7 @@ def _start_warm(
     request = {
         "call": str(files.call),
         "result": str(files.result),
+        "failure": str(files.failure),
         "cwd": str(files.work_dir),
         "stdout": str(files.root / "stdout"),
         "stderr": str(files.root / "stderr"),

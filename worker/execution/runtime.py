@@ -6,12 +6,19 @@ in a private temporary directory, say). Each worker process copies them once int
 directory of its own beside the jobs' scratch directories, owned by the worker and
 read-only to everyone else, and starts jobs from that copy: nothing else of the
 service's code is within a job's reach.
+
+Beside them, `packages/` holds copies of the pure-Python packages the runner needs in
+the function's environment (cloudpickle, to load a pickled function), taken from the
+worker's own installation: a function need not install them, so it builds without a
+package index. `bootstrap.py` puts that directory last on `sys.path`, after the
+environment's own packages, so a version the function requires itself wins.
 """
 
 from __future__ import annotations
 
 import atexit
 import functools
+import importlib.util
 import os
 import shutil
 import tempfile
@@ -20,6 +27,8 @@ from pathlib import Path
 HERE = Path(__file__).parent
 BOOTSTRAP = HERE / "bootstrap.py"
 EXECUTOR_MAIN = HERE / "executor_main.py"  # loads bootstrap.py from beside itself
+PACKAGES = "packages"  # bootstrap.py finds it beside itself by this name
+RUNNER_PACKAGES = ("cloudpickle",)
 
 
 def job_script(source: Path) -> Path:
@@ -31,10 +40,6 @@ def job_script(source: Path) -> Path:
 def scripts_directory() -> Path:
     """The copy of this worker process; made before the pool forks, it serves them all."""
     directory = Path(tempfile.mkdtemp(prefix="compute-runtime-"))
-    for source in (BOOTSTRAP, EXECUTOR_MAIN):
-        shutil.copyfile(source, directory / source.name)
-        (directory / source.name).chmod(0o644)
-    directory.chmod(0o755)
     creator = os.getpid()
 
     def remove() -> None:
@@ -43,6 +48,12 @@ def scripts_directory() -> Path:
             shutil.rmtree(directory, ignore_errors=True)
 
     atexit.register(remove)
+    for source in (BOOTSTRAP, EXECUTOR_MAIN):
+        shutil.copyfile(source, directory / source.name)
+        (directory / source.name).chmod(0o644)
+    for name in RUNNER_PACKAGES:
+        copy_package(name, directory / PACKAGES)
+    directory.chmod(0o755)
     return directory
 
 
@@ -57,3 +68,26 @@ def reachable_copy(executable: Path) -> Path:
         staging.chmod(0o755)
         os.replace(staging, target)
     return target
+
+
+def copy_package(name: str, target: Path) -> Path:
+    """Copy the worker's installed package `name` (pure Python) into `target`, where
+    every uid may read it and only the worker write; found, never imported, here."""
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError(f"the worker has no {name} package to give jobs", name=name)
+    source = Path(next(iter(spec.submodule_search_locations)))
+    copy = target / name
+    shutil.copytree(
+        source,
+        copy,
+        ignore=shutil.ignore_patterns("__pycache__"),
+        # Modes are set below: the installation's own may be closed to other uids.
+        copy_function=shutil.copyfile,
+    )
+    target.chmod(0o755)
+    for directory, _, files in os.walk(copy):
+        os.chmod(directory, 0o755)
+        for file in files:
+            os.chmod(os.path.join(directory, file), 0o644)
+    return copy

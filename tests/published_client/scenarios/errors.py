@@ -1,7 +1,7 @@
 """Errors through the published client: the exception class each server answer maps to."""
 
 import _harness  # noqa: F401, I001 - must come first: it guards the network
-from _harness import case, error_of, main
+from _harness import captured_stdout, case, error_of, main
 
 from descarteslabs.compute import Function, Job
 
@@ -74,12 +74,14 @@ def invalid_input(inputs):
 
 @case
 def conflict(inputs):
-    """Submitting to a function whose build failed is a ConflictError naming the failure."""
+    """Submitting to a function whose build failed is a ConflictError naming the failure;
+    waiting for it returns at once (the client waits for `success` or `failure` only)."""
     fn = Function.get(inputs["function_id"])
     return {
         "status": str(fn.status),
         "call": error_of(fn, 1),
         "map": error_of(fn.map, [[1], [2]]),
+        "waited": captured_stdout(fn.wait_for_completion, timeout=10, interval=0.1),
     }
 
 
