@@ -25,7 +25,9 @@ def test_an_always_failing_job_runs_retry_count_plus_one_times(exec_user: ApiCli
     assert job["attempt"] == 3
     lines = job_log(exec_user, job["id"])
     assert _attempts(lines) == [1, 2, 3]
-    assert sum("RuntimeError: always fails" in line for line in lines) == 3
+    # Each attempt's traceback ends with the exception, and its reason names it.
+    assert sum(line.endswith("RuntimeError: always fails") for line in lines) == 3
+    assert sum("[job failure: RuntimeError: always fails]" in line for line in lines) == 3
 
 
 def test_a_job_failing_once_then_succeeding_ends_success(
