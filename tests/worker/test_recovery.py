@@ -109,7 +109,12 @@ def test_a_committed_job_whose_message_was_never_published_runs(
     final = wait_for_job(exec_user, job_id, timeout=RECOVERY_SECONDS)
     assert final["status"] == "success"
     assert exec_user.get(f"/jobs/{job_id}/result").json() == 42
-    assert "had no message; published them again" in execution_stack.worker_output()
+    # The reconciler logs after publishing: the job may finish before the line is written.
+    wait_until(
+        lambda: "had no message; published them again" in execution_stack.worker_output(),
+        timeout=10,
+        describe=execution_stack.worker_output,
+    )
 
 
 def test_a_lease_left_to_run_out_by_a_worker_elsewhere_is_recovered(
