@@ -50,6 +50,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         version = f"{sys.version_info.major}.{sys.version_info.minor}"
         app.config["DEFAULT_IMAGE"] = f"python{version}:latest"
     app.config["MAX_CONTENT_LENGTH"] = app.config["MAX_JSON_BYTES"]
+    # Flask types app.json as the JSONProvider base; its default provider has sort_keys.
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
     configure_engine(app)

@@ -87,4 +87,5 @@ def authenticate_request() -> None:
 
 
 def current_identity() -> Identity:
-    return g.identity
+    identity: Identity = g.identity
+    return identity

@@ -22,8 +22,14 @@ CHUNK_SIZE = 1024 * 1024
 PRIVATE_DIR_MODE = 0o700  # files are private already: mkstemp creates them 0600
 
 
+class Readable(Protocol):
+    """What `put_stream` reads from: a binary file, or anything else with its `read`."""
+
+    def read(self, size: int, /) -> bytes: ...
+
+
 class BlobStore(Protocol):
-    def put_stream(self, key: str, stream: BinaryIO, max_bytes: int | None = None) -> int: ...
+    def put_stream(self, key: str, stream: Readable, max_bytes: int | None = None) -> int: ...
 
     def put(self, key: str, data: bytes) -> None: ...
 
@@ -74,7 +80,7 @@ class FileBlobStore:
             raise ValueError(f"invalid blob key: {key!r}")
         return self.root.joinpath(*relative.parts)
 
-    def put_stream(self, key: str, stream: BinaryIO, max_bytes: int | None = None) -> int:
+    def put_stream(self, key: str, stream: Readable, max_bytes: int | None = None) -> int:
         """Copy `stream` into the blob `key`, refusing more than `max_bytes`; return the size."""
         target = self.path(key)
         target.parent.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)

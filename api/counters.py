@@ -8,21 +8,25 @@ writers (API requests, worker processes) never lose an increment.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
 
 from compute.statuses import FunctionStatus, JobStatus
 
+from .extensions import DbSession, matched_rows
 from .models import BuildState, Function
 
 
 def count_column(status: str) -> sa.orm.InstrumentedAttribute[int]:
-    return getattr(Function, f"{JobStatus(status).value}_count")
+    name = f"{JobStatus(status).value}_count"
+    column: sa.orm.InstrumentedAttribute[int] = getattr(Function, name)
+    return column
 
 
 def status_expression(
-    build_state: sa.ColumnElement[str], counts: Mapping[str, sa.ColumnElement[int]]
+    build_state: sa.SQLColumnExpression[str],
+    counts: Mapping[JobStatus, sa.SQLColumnExpression[int]],
 ) -> sa.ColumnElement[str]:
     """The wire status of a function, given SQL expressions for its build state and counts."""
     outstanding = counts[JobStatus.PENDING] + counts[JobStatus.RUNNING]
@@ -35,17 +39,17 @@ def status_expression(
     )
 
 
-def status_update_values(deltas: Mapping[str, int]) -> dict[str, sa.ColumnElement]:
+def status_update_values(deltas: Mapping[str, int]) -> dict[str, sa.ColumnElement[Any]]:
     """SET clauses applying `deltas` (job status -> change in count) and the new status."""
     new_counts = {status: count_column(status) + deltas.get(status, 0) for status in JobStatus}
-    values: dict[str, sa.ColumnElement] = {
+    values: dict[str, sa.ColumnElement[Any]] = {
         f"{status.value}_count": new_counts[status] for status in JobStatus if deltas.get(status, 0)
     }
     values["status"] = status_expression(Function.build_state, new_counts)
     return values
 
 
-def record_job_changes(session: Session, function_id: str, deltas: Mapping[str, int]) -> None:
+def record_job_changes(session: DbSession, function_id: str, deltas: Mapping[str, int]) -> None:
     """Apply job-count deltas to a function and recompute its status."""
     session.execute(
         sa.update(Function)
@@ -56,7 +60,7 @@ def record_job_changes(session: Session, function_id: str, deltas: Mapping[str, 
 
 
 def set_build_state(
-    session: Session, function_id: str, build_state: str, from_state: str | None = None
+    session: DbSession, function_id: str, build_state: str, from_state: str | None = None
 ) -> bool:
     """Move a function's build along and recompute its status from its job counts.
 
@@ -72,4 +76,4 @@ def set_build_state(
             status=status_expression(sa.literal(build_state), counts),
         ).execution_options(synchronize_session=False)
     )
-    return result.rowcount == 1
+    return matched_rows(result) == 1

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from flask import Flask
@@ -48,13 +48,16 @@ def upgrade_database(app: Flask) -> None:
 
 def schema_is_current(app: Flask) -> bool:
     """Whether the database holds every migration of this release (none missing)."""
+    from alembic.config import Config
     from alembic.runtime.migration import MigrationContext
     from alembic.script import ScriptDirectory
     from flask_migrate import Migrate
 
     migrate: Migrate = app.extensions["migrate"].migrate
     with app.app_context():
-        script = ScriptDirectory.from_config(migrate.get_config())
+        # Flask-Migrate's Config subclasses alembic's; its stubs cannot say so.
+        config = cast(Config, migrate.get_config())
+        script = ScriptDirectory.from_config(config)
         with app.extensions["sqlalchemy"].engine.connect() as connection:
             current = set(MigrationContext.configure(connection).get_current_heads())
     return current == set(script.get_heads())

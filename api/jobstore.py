@@ -11,11 +11,11 @@ import json
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
 
 from compute.statuses import JobStatus
 
 from .counters import record_job_changes
+from .extensions import DbSession
 from .ids import new_ids
 from .models import Function, Job, UTCDateTime, utcnow
 
@@ -39,7 +39,7 @@ FROM json_each(:rows)
 """
 
 
-def insert_jobs(session: Session, function: Function, calls: list[tuple[Any, Any]]) -> list[Job]:
+def insert_jobs(session: DbSession, function: Function, calls: list[tuple[Any, Any]]) -> list[Job]:
     """Insert one pending job per (args, kwargs) in order; return them as unsaved models.
 
     The returned objects mirror the inserted rows for the response without reading them
@@ -88,7 +88,7 @@ def insert_jobs(session: Session, function: Function, calls: list[tuple[Any, Any
     ]
 
 
-def reset_for_rerun(session: Session, function_id: str) -> list[str]:
+def reset_for_rerun(session: DbSession, function_id: str) -> list[str]:
     """Move the function's failed and timed-out jobs back to pending; return their ids."""
     rerun_ids: list[str] = []
     deltas: dict[str, int] = {}
@@ -122,7 +122,7 @@ def reset_for_rerun(session: Session, function_id: str) -> list[str]:
     return rerun_ids
 
 
-def delete_job(session: Session, job: Job) -> bool:
+def delete_job(session: DbSession, job: Job) -> bool:
     """Delete a job and count it out under the status it had; False if already gone.
 
     The status comes from the DELETE itself: on SQLite the row read before is not locked,
@@ -140,7 +140,7 @@ def delete_job(session: Session, job: Job) -> bool:
     return True
 
 
-def fail_pending_jobs(session: Session, function_id: str, reason: str) -> int:
+def fail_pending_jobs(session: DbSession, function_id: str, reason: str) -> int:
     """End every pending job of a function as `failure` with `reason`; return how many."""
     ids = list(
         session.scalars(

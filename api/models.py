@@ -15,7 +15,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from compute.statuses import FunctionStatus, JobStatus
 
-from .extensions import db
+from .extensions import Model
 from .ids import new_id
 
 
@@ -52,7 +52,7 @@ class BuildState:
 STATUS_LENGTH = 16
 
 
-class User(db.Model):  # type: ignore[name-defined]
+class User(Model):
     __tablename__ = "users"
 
     id: Mapped[str] = mapped_column(sa.String(32), primary_key=True, default=new_id)
@@ -61,7 +61,7 @@ class User(db.Model):  # type: ignore[name-defined]
     creation_date: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class Function(db.Model):  # type: ignore[name-defined]
+class Function(Model):
     __tablename__ = "functions"
     __table_args__ = (
         sa.Index("ix_functions_owner_created", "owner_id", "creation_date", "id"),
@@ -101,7 +101,7 @@ class Function(db.Model):  # type: ignore[name-defined]
         return {status.value: getattr(self, f"{status.value}_count") for status in JobStatus}
 
 
-class Job(db.Model):  # type: ignore[name-defined]
+class Job(Model):
     __tablename__ = "jobs"
     __table_args__ = (
         sa.Index("ix_jobs_function_created", "function_id", "creation_date", "id"),
@@ -147,7 +147,7 @@ class SubmissionKind:
 SUBMISSION_KEY_LENGTH = 200
 
 
-class Submission(db.Model):  # type: ignore[name-defined]
+class Submission(Model):
     """The jobs one keyed request created, so that a repeat of it creates nothing.
 
     The unique key is the caller's: a repeat finds this row and answers with its jobs.

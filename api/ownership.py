@@ -14,7 +14,7 @@ from .models import Function, Job
 Model = TypeVar("Model", Function, Job)
 
 
-def owner_scope(model: Any) -> sa.ColumnElement[bool]:
+def owner_scope(model: type[Function] | type[Job]) -> sa.ColumnElement[bool]:
     """The condition limiting `model` rows to the caller's own (everything for an admin)."""
     identity = current_identity()
     if identity.is_admin:

@@ -18,6 +18,7 @@ import logging
 import os
 import re
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 MASK = "***"
@@ -98,7 +99,7 @@ class Redactor:
     def __init__(
         self,
         secrets: Iterable[str] = (),
-        paths: Mapping[str | os.PathLike[str], str] | None = None,
+        paths: Mapping[Path, str] | None = None,
         *,
         urls: bool = True,
     ) -> None:

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
 
 from .errors import Conflict
+from .extensions import DbSession
 from .models import Job, Submission
 from .ownership import owner_scope
 
@@ -39,7 +39,7 @@ def request_sha256(function_id: str, calls: list[tuple[Any, Any]]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def find_submission(session: Session, owner_id: str, key: SubmissionKey) -> Submission | None:
+def find_submission(session: DbSession, owner_id: str, key: SubmissionKey) -> Submission | None:
     """The caller's earlier submission under `key`, if any."""
     return session.scalar(
         sa.select(Submission).where(
@@ -51,7 +51,7 @@ def find_submission(session: Session, owner_id: str, key: SubmissionKey) -> Subm
 
 
 def record_submission(
-    session: Session, owner_id: str, key: SubmissionKey, function_id: str, digest: str
+    session: DbSession, owner_id: str, key: SubmissionKey, function_id: str, digest: str
 ) -> Submission:
     """Claim `key` in the current transaction, before any job is inserted.
 
@@ -73,7 +73,9 @@ def record_submission(
     return submission
 
 
-def replay(session: Session, submission: Submission, key: SubmissionKey, digest: str) -> list[Job]:
+def replay(
+    session: DbSession, submission: Submission, key: SubmissionKey, digest: str
+) -> list[Job]:
     """The jobs `submission` created that still exist, in submission order.
 
     Raises:

@@ -79,7 +79,7 @@ def _function_status(function: Function) -> str:
         return function.status
     if STALLED_BY_BUILD_FAILED.match(request.headers.get("User-Agent", "")):
         # Its jobs are all final (they fail with the build), so `failure` is true too.
-        return FunctionStatus.FAILURE.value
+        return str(FunctionStatus.FAILURE)
     return function.status
 
 
@@ -260,7 +260,8 @@ def rerun_request(body: dict[str, Any]) -> str:
     values = _validate_fields(body, {"function_id": function_id_field}, frozenset())
     if "function_id" not in values:
         raise Invalid.field("function_id", "is required")
-    return values["function_id"]
+    function_id: str = values["function_id"]
+    return function_id
 
 
 def job_patch(body: dict[str, Any], job: Job) -> dict[str, Any]:

@@ -124,6 +124,7 @@ class Attribute:
             raise ValueError(f"Cannot filter on attribute '{self.name}'")
         return Term(self, op, value, raw=raw)
 
+    # `==` and `!=` build filter terms, as SQLAlchemy's columns do, not a bool.
     def __eq__(self, value: Any) -> Term:  # type: ignore[override]
         return self._filter("eq", value)
 

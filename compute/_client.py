@@ -12,7 +12,7 @@ import math
 import threading
 import time
 from collections.abc import Iterator, Mapping
-from typing import IO, Any
+from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -156,12 +156,12 @@ class ComputeClient:
         """Like :meth:`request`, returning the decoded JSON body (None when empty)."""
         return _decode_json(self.request(method, path, **kwargs))
 
-    def upload(self, url: str, data: IO[bytes]) -> None:
+    def upload(self, url: str, data: bytes) -> None:
         """PUT a bundle to a pre-authorised absolute URL, without the Authorization header.
 
         Args:
             url: The absolute upload URL the service handed out.
-            data: A binary file object to send as the body.
+            data: The body; bytes, not a file, so that a repeated PUT sends it whole.
         """
         headers = {"Content-Type": "application/octet-stream", "User-Agent": USER_AGENT}
         self._send("PUT", url, headers=headers, data=data)

@@ -8,7 +8,7 @@ from typing import Any, Generic, SupportsIndex, TypeVar, overload
 T = TypeVar("T")
 
 
-class Collection(list, Generic[T]):  # type: ignore[type-arg]
+class Collection(list[T], Generic[T]):
     """A list of search results.
 
     Example:

@@ -208,7 +208,8 @@ def pickle_by_value(function: Callable[..., Any]) -> bytes:
     if register:
         cloudpickle.register_pickle_by_value(module)
     try:
-        return cloudpickle.dumps(function)
+        pickled: bytes = cloudpickle.dumps(function)
+        return pickled
     except Exception as exc:
         raise BundleError(f"Cannot pickle function {function!r}: {exc}") from exc
     finally:

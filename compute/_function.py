@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import gzip
 import os
 import sys
@@ -232,7 +233,7 @@ class Function(Document):
         """Print the build log; see :meth:`read_build_log` to get it instead."""
         print(self.read_build_log())
 
-    def map(self, args: Iterable[Any], iterargs: Iterable[Any] | None = None) -> list[Job]:
+    def map(self, args: Iterable[Any], iterargs: Iterable[Any] | None = None) -> builtins.list[Job]:
         """Submit one Job per element of ``args`` in a single request.
 
         Args:
@@ -264,7 +265,7 @@ class Function(Document):
         answer = get_default_client().json("POST", "/jobs/bulk", json_body=body, idempotent=True)
         return [Job._from_remote(job) for job in answer]
 
-    def rerun(self) -> list[Job]:
+    def rerun(self) -> builtins.list[Job]:
         """Resubmit the Function's failed and timed-out Jobs."""
         answer = get_default_client().json(
             "POST", "/jobs/rerun", json_body={"function_id": self.id}
@@ -299,7 +300,9 @@ class Function(Document):
             else:
                 yield None
 
-    def results(self, cast_type: type | None = None, return_exceptions: bool = False) -> list[Any]:
+    def results(
+        self, cast_type: type | None = None, return_exceptions: bool = False
+    ) -> builtins.list[Any]:
         """Return one entry per Job, in submission order, as a list; see :meth:`iter_results`.
 
         Raises:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import sys
 import uuid
 from collections import deque
@@ -189,7 +190,7 @@ class Job(Document):
         response = get_default_client().request("GET", f"/jobs/{self.id}/result")
         return decode_result(response.content, cast_type)
 
-    def _log_tail(self) -> list[str]:
+    def _log_tail(self) -> builtins.list[str]:
         """The last lines of the log, or none when it cannot be fetched: the error still
         has the reason."""
         lines: deque[str] = deque(maxlen=LOG_TAIL_LINES)

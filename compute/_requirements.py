@@ -15,6 +15,7 @@ from ._exceptions import BundleError
 try:
     from packaging.requirements import InvalidRequirement, Requirement
 except ImportError:  # packaging is optional: fall back to a conservative pattern
+    # The fallback rebinds the imported class names, which their types do not allow.
     Requirement = None  # type: ignore[assignment,misc]
     InvalidRequirement = ValueError  # type: ignore[assignment,misc]
 

@@ -13,7 +13,7 @@ import binascii
 import json
 import time
 from collections import defaultdict
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -63,7 +63,12 @@ def delivered_job_ids(client: redis.Redis, max_age_seconds: float | None) -> dic
     """
     tags: list[bytes] | None = None
     if max_age_seconds is not None:
-        tags = client.zrangebyscore(UNACKED_INDEX_KEY, time.time() - max_age_seconds, "+inf")
+        # redis-py types the answer alike with and without scores; without, it is the
+        # members alone, as bytes (the broker's client decodes nothing).
+        tags = cast(
+            "list[bytes]",
+            client.zrangebyscore(UNACKED_INDEX_KEY, time.time() - max_age_seconds, "+inf"),
+        )
         if not tags:
             return {}
     entries = client.hmget(UNACKED_KEY, tags) if tags is not None else client.hvals(UNACKED_KEY)

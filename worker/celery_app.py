@@ -22,7 +22,7 @@ from api.redaction import install_log_filter, secret_values
 def celery_init_app(app: Flask) -> Celery:
     """A Celery app bound to `app`: every task body runs inside its app context."""
 
-    class FlaskTask(Task):
+    class FlaskTask(Task[Any, Any]):
         def __call__(self, *args: Any, **kwargs: Any) -> Any:
             with app.app_context():
                 return self.run(*args, **kwargs)
@@ -30,7 +30,7 @@ def celery_init_app(app: Flask) -> Celery:
     broker_url = app.config.get("REDIS_URL")
     if not broker_url:
         raise RuntimeError("REDIS_URL must name the broker the workers consume from")
-    celery = Celery(
+    celery: Celery = Celery(
         app.name,
         task_cls=FlaskTask,
         broker=broker_url,

@@ -17,9 +17,9 @@ import socket
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
 
 from api.counters import record_job_changes, status_update_values
+from api.extensions import DbSession, matched_rows
 from api.models import BuildState, Function, Job, utcnow
 from compute.statuses import JobStatus
 
@@ -61,7 +61,7 @@ class Claim:
 
 
 def claim_job(
-    session: Session, job_id: str, worker_id: str, lease_seconds: float
+    session: DbSession, job_id: str, worker_id: str, lease_seconds: float
 ) -> Claim | ClaimRefusal:
     """Move a pending job to running for `worker_id`, within its function's cap."""
     job = session.get(Job, job_id)
@@ -74,7 +74,7 @@ def claim_job(
         # build, which publishes it when it is done.
         session.rollback()
         return ClaimRefusal.GONE
-    deltas = {JobStatus.PENDING: -1, JobStatus.RUNNING: 1}
+    deltas: dict[str, int] = {JobStatus.PENDING: -1, JobStatus.RUNNING: 1}
     slot = session.execute(
         sa.update(Function)
         .where(
@@ -85,7 +85,7 @@ def claim_job(
         .values(status_update_values(deltas))
         .execution_options(synchronize_session=False)
     )
-    if slot.rowcount != 1:
+    if matched_rows(slot) != 1:
         session.rollback()
         return ClaimRefusal.AT_CAPACITY
     now = utcnow()
@@ -102,7 +102,7 @@ def claim_job(
         )
         .execution_options(synchronize_session=False)
     )
-    if taken.rowcount != 1:
+    if matched_rows(taken) != 1:
         session.rollback()
         return ClaimRefusal.GONE
     session.commit()
@@ -136,13 +136,13 @@ def renew_lease(connection: sa.Connection, claim: Claim, lease_seconds: float) -
     return renewed.rowcount == 1
 
 
-def _end_attempt(session: Session, claim: Claim, status: JobStatus, **values: object) -> bool:
+def _end_attempt(session: DbSession, claim: Claim, status: JobStatus, **values: object) -> bool:
     """Move the claimed job from running to `status`, if this attempt still owns it."""
     return _leave_running(session, _fenced(claim), claim.function_id, status, **values)
 
 
 def _leave_running(
-    session: Session,
+    session: DbSession,
     fence: sa.ColumnElement[bool],
     function_id: str,
     status: JobStatus,
@@ -155,7 +155,7 @@ def _leave_running(
         .values(status=status.value, lease_owner=None, lease_expires_at=None, **values)
         .execution_options(synchronize_session=False)
     )
-    if done.rowcount != 1:
+    if matched_rows(done) != 1:
         session.rollback()
         return False
     record_job_changes(session, function_id, {JobStatus.RUNNING: -1, status: 1})
@@ -164,7 +164,7 @@ def _leave_running(
 
 
 def finish_job(
-    session: Session,
+    session: DbSession,
     claim: Claim,
     status: JobStatus,
     runtime: float,
@@ -183,7 +183,7 @@ def finish_job(
     )
 
 
-def release_for_retry(session: Session, claim: Claim, error: str) -> bool:
+def release_for_retry(session: DbSession, claim: Claim, error: str) -> bool:
     """Put a failed attempt's job back to pending for another attempt."""
     return _end_attempt(session, claim, JobStatus.PENDING, error=error, enqueued_at=utcnow())
 
@@ -210,7 +210,7 @@ class LostAttempt:
 
 
 def recover_lost_attempt(
-    session: Session, lost: LostAttempt, lost_worker_retries: int, reason: str
+    session: DbSession, lost: LostAttempt, lost_worker_retries: int, reason: str
 ) -> JobStatus | None:
     """End an attempt whose worker was lost: pending again, or failed past the budget.
 

@@ -146,6 +146,11 @@ def _run_claimed(
 ) -> AttemptResult:
     job = db.session.get(Job, claim.job_id)
     function = db.session.get(Function, claim.function_id)
+    if job is None or function is None:
+        # Deleted since the claim committed (deleting a running job counts it out itself):
+        # there is nothing left to run or to record.
+        logger.info("job %s was deleted before attempt %d started", claim.job_id, claim.attempt)
+        return AttemptResult.SKIPPED
     log = JobLog(redact=_output_redactor())
     log.add(f"[attempt {claim.attempt}]")
     for value in (job.args, job.kwargs):

@@ -287,9 +287,9 @@ def _attempts_with_expired_leases(now: dt.datetime, exclude: set[str]) -> list[L
         .limit(RECOVERY_BATCH)
     ).all()
     return [
-        LostAttempt(*row, lease_ran_out=True)
-        for row in rows
-        if row.id not in exclude and row.lease_owner
+        LostAttempt(job_id, function_id, attempt, lease_owner, lost_count, lease_ran_out=True)
+        for job_id, function_id, attempt, lease_owner, lost_count in rows
+        if job_id not in exclude and lease_owner
     ]
 
 

@@ -7,6 +7,9 @@ and arguments are read again from the database.
 from __future__ import annotations
 
 import logging
+from typing import Any
+
+from celery import Task
 
 from api.dispatch import BUILD_TASK, RUN_TASK
 
@@ -27,7 +30,7 @@ def build_function(function_id: str) -> None:
 
 
 @app.task(name=RUN_TASK, bind=True, acks_late=True, max_retries=None)
-def run_job(self, job_id: str) -> None:  # type: ignore[no-untyped-def]
+def run_job(self: Task[Any, Any], job_id: str) -> None:
     result = run_attempt(job_id)
     # Both re-deliver the same message on the same function queue; the job row, not the
     # message, counts attempts against the function's retry_count.

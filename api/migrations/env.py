@@ -1,7 +1,14 @@
-import logging
-from logging.config import fileConfig
+from __future__ import annotations
 
+import logging
+from collections.abc import Collection, Mapping
+from logging.config import fileConfig
+from typing import Any
+
+import sqlalchemy as sa
 from alembic import context
+from alembic.operations.ops import MigrationScript
+from alembic.runtime.migration import MigrationContext, MigrationInfo
 from flask import current_app
 
 # this is the Alembic Config object, which provides
@@ -11,21 +18,23 @@ config = context.config
 # Interpret the config file for Python logging.
 # This line sets up loggers basically. Loggers of the program running the migrations
 # (`compute up`, `compute token create`) keep working.
-fileConfig(config.config_file_name, disable_existing_loggers=False)
+if config.config_file_name is not None:
+    fileConfig(config.config_file_name, disable_existing_loggers=False)
 logger = logging.getLogger("alembic.env")
 applied_logger = logging.getLogger("api.migrations")
 
 
-def get_engine():
+def get_engine() -> sa.Engine:
     try:
         # this works with Flask-SQLAlchemy<3 and Alchemical
-        return current_app.extensions["migrate"].db.get_engine()
+        engine: sa.Engine = current_app.extensions["migrate"].db.get_engine()
     except (TypeError, AttributeError):
         # this works with Flask-SQLAlchemy>=3
-        return current_app.extensions["migrate"].db.engine
+        engine = current_app.extensions["migrate"].db.engine
+    return engine
 
 
-def get_engine_url():
+def get_engine_url() -> str:
     try:
         return get_engine().url.render_as_string(hide_password=False).replace("%", "%%")
     except AttributeError:
@@ -45,13 +54,16 @@ target_db = current_app.extensions["migrate"].db
 # ... etc.
 
 
-def get_metadata():
+def get_metadata() -> sa.MetaData:
+    metadata: sa.MetaData
     if hasattr(target_db, "metadatas"):
-        return target_db.metadatas[None]
-    return target_db.metadata
+        metadata = target_db.metadatas[None]
+    else:
+        metadata = target_db.metadata
+    return metadata
 
 
-def run_migrations_offline():
+def run_migrations_offline() -> None:
     """Run migrations in 'offline' mode.
 
     This configures the context with just a URL
@@ -70,7 +82,7 @@ def run_migrations_offline():
         context.run_migrations()
 
 
-def run_migrations_online():
+def run_migrations_online() -> None:
     """Run migrations in 'online' mode.
 
     In this scenario we need to create an Engine
@@ -81,10 +93,12 @@ def run_migrations_online():
     # this callback is used to prevent an auto-migration from being generated
     # when there are no changes to the schema
     # reference: http://alembic.zzzcomputing.com/en/latest/cookbook.html
-    def process_revision_directives(context, revision, directives):
+    def process_revision_directives(
+        context: MigrationContext, revision: Any, directives: list[MigrationScript]
+    ) -> None:
         if getattr(config.cmd_opts, "autogenerate", False):
             script = directives[0]
-            if script.upgrade_ops.is_empty():
+            if script.upgrade_ops is not None and script.upgrade_ops.is_empty():
                 directives[:] = []
                 logger.info("No changes in schema detected.")
 
@@ -92,10 +106,16 @@ def run_migrations_online():
     if conf_args.get("process_revision_directives") is None:
         conf_args["process_revision_directives"] = process_revision_directives
 
-    applied = []
+    applied: list[str] = []
 
-    def note_applied(step, **_):
-        if step.is_upgrade and not step.is_stamp:
+    def note_applied(
+        ctx: MigrationContext,
+        step: MigrationInfo,
+        heads: Collection[Any],
+        run_args: Mapping[str, Any],
+    ) -> None:
+        # Alembic passes these by keyword, under these names.
+        if step.is_upgrade and not step.is_stamp and step.up_revision_id is not None:
             applied.append(step.up_revision_id)
 
     connectable = get_engine()

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from strenum import StrEnum
 
 from compute.statuses import FunctionStatus, JobStatus
 
@@ -86,12 +87,12 @@ def _datetime(value: Any) -> dt.datetime:
     return parsed.astimezone(dt.timezone.utc)
 
 
-def as_enum(enum: type) -> Callable[[Any], str]:
+def as_enum(enum: type[StrEnum]) -> Callable[[Any], str]:
     allowed = ", ".join(member.value for member in enum)
 
     def convert(value: Any) -> str:
         try:
-            return enum(value).value
+            return str(enum(value))
         except ValueError as error:
             raise ValueTypeError(f"expected one of {allowed}") from error
 

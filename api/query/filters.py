@@ -72,10 +72,10 @@ class FilterCompiler:
         extra = term.keys() - {"name", "op", "val"}
         if extra:
             raise self.error(f"term has unknown keys: {', '.join(sorted(extra))}")
-        field = self.fields.get(name) if isinstance(name, str) else None
-        if field is None:
+        if not isinstance(name, str) or name not in self.fields:
             known = ", ".join(sorted(self.fields))
             raise self.error(f"unknown attribute {name!r}; filterable: {known}")
+        field = self.fields[name]
         if op not in ALL_OPS:
             raise self.error(f"unknown operator {op!r} on {name!r}; use one of {ALL_OPS}")
         column = field.column

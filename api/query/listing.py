@@ -13,15 +13,15 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
 from werkzeug.datastructures import MultiDict
 
 from ..errors import BadRequest
+from ..extensions import DbSession
 from .cursor import decode_cursor, encode_cursor
 from .fields import Field, ValueTypeError
 from .filters import compile_filter, parse_filter_param
 
-CountHint = Callable[[Session, list[Any]], "int | None"]
+CountHint = Callable[[DbSession, list[Any]], "int | None"]
 
 QUERY_PARAMS = {"filter", "sort", "limit", "page_size", "include", "page_cursor"}
 
@@ -171,6 +171,7 @@ def after_condition(keys: list[SortKey], after: list[Any]) -> sa.ColumnElement[b
     equal_so_far: list[sa.ColumnElement[bool]] = []
     for key, value in zip(keys, values):
         column = key.field.column
+        beyond: sa.ColumnElement[bool]
         if value is None:
             beyond = sa.false()  # all nulls tie and nothing sorts after them
             equal = column.is_(None)
@@ -189,7 +190,7 @@ def _position_value(value: Any) -> Any:
 
 
 def run_list_query(
-    session: Session,
+    session: DbSession,
     model: Any,
     fields: dict[str, Field],
     scope: sa.ColumnElement[bool],

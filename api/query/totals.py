@@ -10,10 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
 
 from compute.statuses import JobStatus
 
+from ..extensions import DbSession
 from ..models import Function
 
 
@@ -34,7 +34,7 @@ def _statuses(term: Any) -> set[str] | None:
 
 
 def job_total_from_counters(
-    session: Session, terms: list[Any], function_scope: sa.ColumnElement[bool]
+    session: DbSession, terms: list[Any], function_scope: sa.ColumnElement[bool]
 ) -> int | None:
     """The number of jobs matching `terms`, when they name one function and maybe statuses."""
     function_ids = [value for term in terms if (value := _leaf(term, "function_id")) is not None]

@@ -14,7 +14,7 @@ import time
 from flask import Blueprint, Response, current_app, request, url_for
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from ..blobstore import CHUNK_SIZE, BlobTooLarge, bundle_key
+from ..blobstore import CHUNK_SIZE, BlobStore, BlobTooLarge, bundle_key
 from ..errors import ApiError, Conflict, NotFound
 from ..extensions import db
 from ..models import BuildState, Function
@@ -37,7 +37,7 @@ def bundle_upload_url(function_id: str) -> str:
     path = url_for(
         "uploads.put_bundle", function_id=function_id, expires=expires, signature=signature
     )
-    public_url = current_app.config.get("PUBLIC_URL")
+    public_url: str | None = current_app.config.get("PUBLIC_URL")
     if public_url:
         # PUBLIC_URL is the API base (".../compute/v1"); the route lives under it too.
         root = public_url.rstrip("/").removesuffix("/compute/v1")
@@ -83,7 +83,7 @@ def put_bundle(function_id: str) -> Response:
         raise Conflict("The bundle was already submitted for building; it cannot change.")
     max_bytes = current_app.config["MAX_BUNDLE_BYTES"]
     request.max_content_length = max_bytes
-    store = current_app.extensions["blobstore"]
+    store: BlobStore = current_app.extensions["blobstore"]
     key = bundle_key(function_id)
     try:
         # Refused bodies must leave an earlier upload in place: nothing is stored until
@@ -93,7 +93,7 @@ def put_bundle(function_id: str) -> Response:
         if not first:
             raise ApiError("The bundle is empty.", {"bundle": ["empty"]}, status=400)
         body = _HashingBody(first)
-        size = store.put_stream(key, body, max_bytes=max_bytes)  # type: ignore[arg-type]
+        size = store.put_stream(key, body, max_bytes=max_bytes)
     except (BlobTooLarge, RequestEntityTooLarge) as error:
         raise ApiError(
             f"The bundle is larger than the {max_bytes} byte limit.",

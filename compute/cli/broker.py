@@ -57,7 +57,8 @@ def free_port(host: str = LOOPBACK) -> int:
     """A TCP port nobody listens on right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind((host, 0))
-        return probe.getsockname()[1]
+        port: int = probe.getsockname()[1]
+        return port
 
 
 def start_embedded_redis(supervisor: Supervisor, data_dir: Path) -> EmbeddedBroker:

@@ -26,9 +26,10 @@ DRAIN_ROUNDS = 100
 
 
 class _Stream:
-    """One pipe's bytes not yet ending in a newline, and its filter."""
+    """One pipe, its bytes not yet ending in a newline, and its filter."""
 
-    def __init__(self, line_filter: LineFilter | None) -> None:
+    def __init__(self, pipe: IO[bytes], line_filter: LineFilter | None) -> None:
+        self.pipe = pipe
         self.line_filter = line_filter
         self.pending = b""
 
@@ -54,7 +55,7 @@ class OutputPump:
     def watch(self, pipe: IO[bytes], line_filter: LineFilter | None = None) -> None:
         """Read `pipe` from now on, passing its lines through `line_filter` (if any)."""
         os.set_blocking(pipe.fileno(), False)
-        self._selector.register(pipe, selectors.EVENT_READ, _Stream(line_filter))
+        self._selector.register(pipe, selectors.EVENT_READ, _Stream(pipe, line_filter))
 
     def pump(self, seconds: float) -> None:
         """Pass on what the children write for `seconds` (sleeping when they are quiet)."""
@@ -83,14 +84,13 @@ class OutputPump:
             return
         # End of file: the child and every process that shared its output are gone.
         self._selector.unregister(key.fileobj)
-        key.fileobj.close()  # type: ignore[union-attr]
+        stream.pipe.close()
         self._emit(stream, stream.rest())
 
     def _emit(self, stream: _Stream, lines: list[bytes]) -> None:
         for raw in lines:
-            line: str | None = raw.decode(errors="replace").rstrip("\r")
-            if stream.line_filter is not None:
-                line = stream.line_filter(line)
+            text = raw.decode(errors="replace").rstrip("\r")
+            line = text if stream.line_filter is None else stream.line_filter(text)
             if line is not None:
                 sys.stderr.write(line + "\n")
         sys.stderr.flush()

@@ -45,4 +45,5 @@ def _get(session: requests.Session, url: str, params: dict[str, Any]) -> dict[st
         except ValueError:
             detail = response.text
         raise click.ClickException(f"{response.status_code} from {url}: {detail}")
-    return response.json()
+    body: dict[str, Any] = response.json()
+    return body

@@ -23,7 +23,8 @@ def _prctl(option: int, value: int) -> bool:
         return False
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-        return libc.prctl(option, value, 0, 0, 0) == 0
+        result: int = libc.prctl(option, value, 0, 0, 0)
+        return result == 0
     except (OSError, AttributeError):
         return False
 

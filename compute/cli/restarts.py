@@ -54,7 +54,9 @@ class RestartHistory:
             return None
         if uptime >= policy.stable_after_seconds:
             self._quick_exits = 0
-        delay = min(policy.first_delay_seconds * 2**self._quick_exits, policy.max_delay_seconds)
+        delay: float = min(
+            policy.first_delay_seconds * 2**self._quick_exits, policy.max_delay_seconds
+        )
         if delay < policy.max_delay_seconds:  # past the cap the count need not grow
             self._quick_exits += 1
         return delay

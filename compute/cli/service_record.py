@@ -37,12 +37,13 @@ def remove_service_record(data_dir: Path) -> None:
 def running_service_url(data_dir: Path) -> str | None:
     """The base URL of the `compute up` serving `data_dir`, if one is running."""
     record = _read(record_path(data_dir))
-    if not record or not isinstance(record.get("url"), str):
+    url = record.get("url") if record else None
+    if not record or not isinstance(url, str):
         return None
     pid = record.get("pid")
     if not isinstance(pid, int) or not _alive(pid):
         return None  # a record left by a `compute up` that was killed
-    return record["url"]
+    return url
 
 
 def _read(path: Path) -> dict[str, object] | None:

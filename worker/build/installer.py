@@ -186,7 +186,7 @@ class Installer:
         return JobSandbox(private_tmp, [self.scratch, *visible, files, *directories, *tools])
 
     @property
-    def name(self) -> str:
+    def name(self) -> InstallerName:
         return "uv" if self.uv else "pip"
 
     def create(self, interpreter: Path, target: Path) -> None:

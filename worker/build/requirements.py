@@ -77,7 +77,7 @@ def normalize_requirement(line: str, number: int = 1) -> str:
 
 
 def _canonical(requirement: Requirement) -> str:
-    text = canonicalize_name(requirement.name)
+    text: str = canonicalize_name(requirement.name)
     if requirement.extras:
         text += "[" + ",".join(sorted(canonicalize_name(e) for e in requirement.extras)) + "]"
     # SpecifierSet prints its clauses sorted, so `<2,>=1` and `>=1,<2` agree.

@@ -42,7 +42,7 @@ def _read_count(stream: BinaryIO) -> int | None:
     if position < 0 or len(tail) - position < END_RECORD.size:
         return None
     record = END_RECORD.unpack_from(tail, position)
-    total = record[4]
+    total: int = record[4]
     if total != 0xFFFF:
         return total
     return _zip64_count(stream, tail_start + position)
@@ -64,5 +64,6 @@ def _zip64_count(stream: BinaryIO, end_offset: int) -> int | None:
         stream.seek(offset)
         data = stream.read(ZIP64_END_RECORD.size)
         if len(data) == ZIP64_END_RECORD.size and data[:4] == ZIP64_END_SIGNATURE:
-            return ZIP64_END_RECORD.unpack(data)[7]
+            count: int = ZIP64_END_RECORD.unpack(data)[7]
+            return count
     return None

@@ -15,11 +15,16 @@ the function requires itself if any, else with the worker's copy in `packages/` 
 this script (`runtime.py`).
 """
 
+from __future__ import annotations
+
 import importlib
+import io
 import json
 import os
 import sys
 import traceback
+from collections.abc import Callable
+from typing import Any, NoReturn, cast
 
 PR_SET_DUMPABLE = 4
 EXCEPTION_EXIT_CODE = 1
@@ -35,7 +40,7 @@ class IncompatiblePickleError(Exception):
     """The pickled function did not load, and another cloudpickle version pickled it."""
 
 
-def encode(value):
+def encode(value: object) -> bytes:
     if value is None:
         return b"n"
     if isinstance(value, (bytes, bytearray, memoryview)):
@@ -57,7 +62,7 @@ def encode(value):
         ) from error
 
 
-def summarize(error):
+def summarize(error: BaseException) -> str:
     """The last line of the exception's traceback: `type: message`, or `type` alone."""
     kind = type(error)
     name = kind.__qualname__
@@ -70,7 +75,7 @@ def summarize(error):
     return f"{name}: {message}" if message else name
 
 
-def write_summary(failure_file, text):
+def write_summary(failure_file: str | None, text: str) -> None:
     """Leave `text` where the worker reads it once the process has ended; best effort."""
     if not failure_file:
         return
@@ -82,7 +87,7 @@ def write_summary(failure_file, text):
         pass
 
 
-def exit_like_a_script(stop, failure_file):
+def exit_like_a_script(stop: SystemExit, failure_file: str | None) -> NoReturn:
     """End the process as the interpreter ends a script on `sys.exit(code)`."""
     sys.stdout.flush()
     sys.stderr.flush()
@@ -93,7 +98,7 @@ def exit_like_a_script(stop, failure_file):
     os._exit(EXCEPTION_EXIT_CODE)
 
 
-def fail(error, failure_file):
+def fail(error: BaseException, failure_file: str | None) -> NoReturn:
     """Log the traceback, leave the summary, and end the process."""
     traceback.print_exc()
     sys.stderr.flush()
@@ -106,7 +111,12 @@ def fail(error, failure_file):
     os._exit(EXCEPTION_EXIT_CODE)
 
 
-def run_call(load_entrypoint, call_file, result_file, failure_file=None):
+def run_call(
+    load_entrypoint: Callable[[], Callable[..., Any]],
+    call_file: str,
+    result_file: str,
+    failure_file: str | None = None,
+) -> None:
     """Call the entrypoint with the call file's arguments and save its encoded value.
 
     Any exception, the entrypoint's import included, prints its traceback to stderr,
@@ -131,7 +141,7 @@ def run_call(load_entrypoint, call_file, result_file, failure_file=None):
     sys.stderr.flush()
 
 
-def forbid_tracing():
+def forbid_tracing() -> None:
     """Make this process undumpable: no other process of its uid may ptrace it or read
     its memory, and its /proc entries become root's."""
     try:
@@ -142,14 +152,14 @@ def forbid_tracing():
         pass  # an interpreter without ctypes: separate uids still keep other jobs out
 
 
-def enter_bundle(bundle_dir):
+def enter_bundle(bundle_dir: str) -> None:
     """Work in the bundle and import from it first, and from the runner's packages last."""
     os.chdir(bundle_dir)
     sys.path.insert(0, bundle_dir)
     sys.path.append(RUNNER_PACKAGES)
 
 
-def load_bundle_entrypoint():
+def load_bundle_entrypoint() -> Callable[..., Any]:
     """The bundle's `main`; run in the bundle's directory (`enter_bundle`).
 
     Raises:
@@ -157,16 +167,17 @@ def load_bundle_entrypoint():
             cloudpickle other than the one loading it; the message names both versions.
     """
     try:
-        from __dlentrypoint__ import main as entrypoint
+        from __dlentrypoint__ import main
     except Exception as error:
         mismatch = pickle_mismatch(error)
         if mismatch is None:
             raise
         raise mismatch from error
+    entrypoint: Callable[..., Any] = main
     return entrypoint
 
 
-def pickle_mismatch(error):
+def pickle_mismatch(error: BaseException) -> IncompatiblePickleError | None:
     """An error naming both cloudpickle versions when `error` may come from them differing."""
     meta = read_meta()
     pickled_with = meta.get("cloudpickle")
@@ -186,7 +197,7 @@ def pickle_mismatch(error):
     )
 
 
-def read_meta():
+def read_meta() -> dict[str, Any]:
     try:
         with open(META_FILE, encoding="utf-8") as handle:
             meta = json.load(handle)
@@ -195,26 +206,28 @@ def read_meta():
     return meta if isinstance(meta, dict) else {}
 
 
-def cloudpickle_version():
+def cloudpickle_version() -> str | None:
     module = sys.modules.get("cloudpickle")
     if module is None:
         try:
             module = importlib.import_module("cloudpickle")
         except Exception:
             return None
-    return getattr(module, "__version__", None)
+    version: str | None = getattr(module, "__version__", None)
+    return version
 
 
-def main():
+def main() -> None:
     bundle_dir, call_file, result_file, failure_file = sys.argv[1:5]
     forbid_tracing()
     call_file = os.path.abspath(call_file)
     result_file = os.path.abspath(result_file)
     failure_file = os.path.abspath(failure_file)
     enter_bundle(bundle_dir)
-    # Line-buffered output lets the parent timestamp each line as it is printed.
-    sys.stdout.reconfigure(line_buffering=True)
-    sys.stderr.reconfigure(line_buffering=True)
+    # Line-buffered output lets the parent timestamp each line as it is printed. Both are
+    # the interpreter's own text streams here, which sys's types do not promise.
+    cast(io.TextIOWrapper, sys.stdout).reconfigure(line_buffering=True)
+    cast(io.TextIOWrapper, sys.stderr).reconfigure(line_buffering=True)
     run_call(load_bundle_entrypoint, call_file, result_file, failure_file)
 
 

@@ -18,7 +18,7 @@ import psutil
 from .cgroups import MIB, CgroupSupport, JobCgroup
 
 if TYPE_CHECKING:
-    from .job_process import JobProcess
+    from .job_process import WatchedProcess
     from .limits import JobLimits
 
 # Generous, because address space is not memory: each thread reserves a stack and each
@@ -42,7 +42,7 @@ class Confinement(Protocol):
     def child_setup(self) -> None:
         """Run in the job's process between fork and exec."""
 
-    def attach(self, process: JobProcess) -> None:
+    def attach(self, process: WatchedProcess) -> None:
         """Start watching the job's process once it exists (and confine it, if adopted)."""
 
     def out_of_memory(self) -> bool:
@@ -100,7 +100,7 @@ class TreeConfinement:
 
     def __init__(self, limits: JobLimits) -> None:
         self.limits = limits
-        self.process: JobProcess | None = None
+        self.process: WatchedProcess | None = None
         self.known: dict[int, psutil.Process] = {}
         self.peak = 0.0
 
@@ -117,7 +117,7 @@ class TreeConfinement:
     def child_setup(self) -> None:
         limit_address_space(self.limits.memory_mb)
 
-    def attach(self, process: JobProcess) -> None:
+    def attach(self, process: WatchedProcess) -> None:
         self.process = process
         if process.adopted:
             with contextlib.suppress(psutil.Error, ValueError):
@@ -210,7 +210,7 @@ class CgroupConfinement:
         if not self.memory_limited:
             limit_address_space(self.limits.memory_mb)
 
-    def attach(self, process: JobProcess) -> None:
+    def attach(self, process: WatchedProcess) -> None:
         # A process forked by a warm executor is held at its gate until it is in here.
         if process.adopted:
             self.cgroup.add(process.pid)

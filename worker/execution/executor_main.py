@@ -9,18 +9,25 @@ calls `main`; the executor runs no user code after the import, so one job cannot
 another's state.
 """
 
+from __future__ import annotations
+
 import importlib.util
 import json
 import os
 import sys
 import traceback
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any, NoReturn
 
 
-def _load_bootstrap():
+def _load_bootstrap() -> ModuleType:
     # Loaded by path: putting this directory on sys.path would let its module names
     # shadow the user's.
     path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bootstrap.py")
     spec = importlib.util.spec_from_file_location("_compute_bootstrap", path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load the bootstrap from {path}")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -29,12 +36,12 @@ def _load_bootstrap():
 BOOTSTRAP = _load_bootstrap()
 
 
-def reply(message):
+def reply(message: dict[str, Any]) -> None:
     CONTROL.write(json.dumps(message) + "\n")
     CONTROL.flush()
 
 
-def run_child(request, entrypoint):
+def run_child(request: dict[str, Any], entrypoint: Callable[..., Any]) -> NoReturn:
     os.setsid()
     # Wait at the gate until the worker has put this process under the job's limits.
     gate = os.open(request["gate"], os.O_RDONLY)
@@ -57,7 +64,7 @@ def run_child(request, entrypoint):
     os._exit(0)
 
 
-def serve(entrypoint):
+def serve(entrypoint: Callable[..., Any]) -> None:
     for line in sys.stdin:
         request = json.loads(line)
         pid = os.fork()
@@ -71,7 +78,7 @@ def serve(entrypoint):
         reply({"exited": pid, "code": os.waitstatus_to_exitcode(status)})
 
 
-def main():
+def main() -> None:
     global CONTROL
     bundle_dir = sys.argv[1]
     BOOTSTRAP.forbid_tracing()  # its job children inherit it

@@ -20,12 +20,16 @@ GATE_OPEN_SECONDS = 10.0
 KILLED_EXIT_CODE = -9
 
 
-class JobProcess(Protocol):
+class WatchedProcess(Protocol):
+    """What a confinement needs of a process: an executor's as well as a job's."""
+
     pid: int
     adopted: bool
 
     def poll(self) -> int | None: ...
 
+
+class JobProcess(WatchedProcess, Protocol):
     def wait_for(self, timeout: float) -> int | None:
         """The exit code, waiting up to `timeout` seconds for it; None while running."""
 

@@ -214,7 +214,10 @@ def services_of(urls: Iterable[str | None]) -> list[Service]:
         except OSError:
             continue
         for info in infos:
-            service = (ipaddress.ip_address(info[4][0].split("%")[0]), port)
+            host = info[4][0]
+            if not isinstance(host, str):  # only the IP families give a host as text
+                continue
+            service = (ipaddress.ip_address(host.split("%")[0]), port)
             if service not in found:
                 found.append(service)
     return found

@@ -103,6 +103,7 @@ def _pump(stream: IO[bytes], log: JobLog) -> None:
         if truncated:
             _skip_rest_of_line(stream)
         log.add_output(raw.decode("utf-8", errors="replace"), truncated=truncated)
+    # The pipes (Popen's and the FIFOs) are buffered readers, which IO[bytes] does not say.
     while chunk := stream.read1(DRAIN_BYTES):  # type: ignore[attr-defined]
         log.drop(chunk.count(b"\n"))
     stream.close()

@@ -108,10 +108,10 @@ class JobSandbox:
         for source, inside in self.skeleton:
             os.makedirs(inside, exist_ok=True)
             # The way in may be passed, not listed: it shows nothing of the host's /tmp.
-            for directory in (inside, *inside.parents):
-                if directory == self.private_tmp:
+            for way_in in (inside, *inside.parents):
+                if way_in == self.private_tmp:
                     break
-                os.chmod(directory, 0o711)
+                os.chmod(way_in, 0o711)
             _mount(source, str(inside), MS_BIND)
         private = str(self.private_tmp)
         source = private

@@ -15,13 +15,13 @@ branch_labels = None
 depends_on = None
 
 
-def upgrade():
+def upgrade() -> None:
     with op.batch_alter_table("jobs", schema=None) as batch_op:
         batch_op.add_column(sa.Column("lease_owner", sa.String(length=100), nullable=True))
         batch_op.add_column(sa.Column("lease_expires_at", sa.DateTime(), nullable=True))
 
 
-def downgrade():
+def downgrade() -> None:
     with op.batch_alter_table("jobs", schema=None) as batch_op:
         batch_op.drop_column("lease_expires_at")
         batch_op.drop_column("lease_owner")

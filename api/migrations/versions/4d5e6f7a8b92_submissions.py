@@ -15,7 +15,7 @@ branch_labels = None
 depends_on = None
 
 
-def upgrade():
+def upgrade() -> None:
     op.create_table(
         "submissions",
         sa.Column("id", sa.String(length=32), nullable=False),
@@ -35,7 +35,7 @@ def upgrade():
         batch_op.create_index("ix_submissions_function", ["function_id"], unique=False)
 
 
-def downgrade():
+def downgrade() -> None:
     with op.batch_alter_table("submissions", schema=None) as batch_op:
         batch_op.drop_index("ix_submissions_function")
     op.drop_table("submissions")
