@@ -23,6 +23,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from tests.capabilities import ROOT, requires
 from tests.cli.conftest import ISOLATED_VARIABLES, free_port, survivors
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -89,7 +90,7 @@ def closed_home() -> Iterator[Path]:
         shutil.rmtree(home, ignore_errors=True)
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="the newcomer of this test is root")
+@requires(ROOT, "root (the newcomer of this test is root)")
 def test_the_readme_first_example_prints_9(closed_home: Path) -> None:
     clone = closed_home / "opencompute"
     copy_of_the_project(clone)

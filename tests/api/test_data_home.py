@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
 from api.config import ROOT_DATA_DIR, ROOT_WORK_CACHE, default_data_dir, default_work_dir
+from tests.capabilities import ROOT, requires
+from tests.unprivileged import as_a_user
 
 
 @pytest.fixture(autouse=True)
@@ -32,23 +33,22 @@ def test_the_default_does_not_depend_on_the_current_directory(
     assert tmp_path not in first.parents
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="root's default")
+@requires(ROOT, "root (whose default this checks)")
 def test_root_keeps_its_service_where_services_live() -> None:
     assert default_data_dir() == ROOT_DATA_DIR
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="a user's default")
 def test_a_user_keeps_it_in_the_data_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "share"))
-    assert default_data_dir() == tmp_path / "share" / "compute"
+    assert as_a_user(lambda: str(default_data_dir())) == str(tmp_path / "share" / "compute")
 
 
 def test_an_open_data_dir_keeps_its_work_dir(tmp_path: Path) -> None:
-    open_dir = Path("/var/lib/compute-tests-open-data") if os.geteuid() == 0 else tmp_path
+    open_dir = Path("/var/lib/compute-tests-open-data") if ROOT else tmp_path
     assert default_work_dir(open_dir / "data") == open_dir / "data" / "work"
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="jobs run as other uids only under root")
+@requires(ROOT, "root (jobs run as other uids only under root)")
 def test_a_closed_data_dir_moves_the_work_dir_where_jobs_reach(tmp_path: Path) -> None:
     closed = tmp_path / "closed"
     closed.mkdir(mode=0o700)

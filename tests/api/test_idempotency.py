@@ -260,12 +260,13 @@ def test_a_large_map_repeats_quickly(api_server: ApiServer, api: ApiClient) -> N
     started = time.perf_counter()
     again = bulk(api, function["id"], bulk_args, "large")
     repeated = time.perf_counter() - started
-    print(f"\n{count} jobs: created in {created:.2f} s, repeated in {repeated:.2f} s")
     assert (first.status_code, again.status_code) == (201, 200)
     assert ids(again) == ids(first)
     assert again.json()[-1]["args"] == [count - 1]
     assert stored(api_server, function["id"]) == (count, 1)
-    assert repeated < 15, repeated
+    # The repeat reads what the first submit stored: it takes about two thirds of the time.
+    took = {"created": created, "repeated": repeated}
+    assert repeated < 2 * created and repeated < 15, took
 
 
 # --- POST /jobs with an Idempotency-Key ---

@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from api import API_PREFIX, create_app, upgrade_database
 from api.auth import get_or_create_user, issue_token
 from api.extensions import db
+from tests.capabilities import missing_capability
 from tests.conftest import _postgres_database
 from tests.worker.conftest import (
     REPO_ROOT,
@@ -84,7 +85,7 @@ class RedisServer:
     def start(self) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
-            pytest.skip("redis-server is not installed")
+            missing_capability("redis-server (a Redis of the test's own to restart)")
         self.process = subprocess.Popen(
             [
                 binary,

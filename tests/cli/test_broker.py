@@ -15,6 +15,7 @@ import redis
 import compute
 from compute import Function, JobStatus
 from compute.cli.broker_config import PASSWORD_FILE_NAME, RENAMED_COMMANDS
+from tests.capabilities import ROOT, requires
 
 from .conftest import RunningUp, create_token
 
@@ -121,7 +122,7 @@ def test_the_services_processes_get_the_password_in_their_environment(
     assert service.child("redis-server").environ() == {}
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="only root switches the broker's user")
+@requires(ROOT, "root (only root switches the broker's user)")
 def test_a_root_compute_up_runs_the_broker_unprivileged(service: RunningUp) -> None:
     nobody = pwd.getpwnam("nobody")
     broker = service.child("redis-server")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import pwd
 import stat
 from pathlib import Path
@@ -16,8 +15,10 @@ from compute.cli.broker_user import (
     resolve_broker_user,
 )
 from compute.cli.supervisor import ServiceError
+from tests.capabilities import ROOT, requires
+from tests.unprivileged import as_a_user
 
-as_root = pytest.mark.skipif(os.geteuid() != 0, reason="only root switches the broker's user")
+as_root = requires(ROOT, "root (only root switches the broker's user)")
 
 
 @as_root
@@ -35,9 +36,8 @@ def test_root_refuses_a_privileged_or_unknown_broker_user(setting: str) -> None:
         resolve_broker_user(setting)
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root switches the broker's user")
 def test_a_user_runs_the_broker_as_itself() -> None:
-    assert resolve_broker_user("nobody") is None
+    assert as_a_user(lambda: resolve_broker_user("nobody")) is None
 
 
 @as_root

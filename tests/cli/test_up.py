@@ -18,6 +18,7 @@ import pytest
 import redis
 
 from compute.cli.broker_config import PASSWORD_FILE_NAME
+from tests.capabilities import ROOT, requires
 from tests.redis_databases import claimed_redis_url
 
 from .conftest import (
@@ -233,7 +234,7 @@ def test_up_uses_the_redis_url_broker(
     assert "Embedded broker" not in running.log()
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="jobs run as other uids only under root")
+@requires(ROOT, "root (jobs run as other uids only under root)")
 def test_up_refuses_a_work_directory_its_jobs_cannot_reach(tmp_path: Path) -> None:
     closed = tmp_path / "closed"
     closed.mkdir(mode=0o700)

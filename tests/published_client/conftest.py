@@ -19,6 +19,8 @@ from typing import Any
 
 import pytest
 
+from tests.capabilities import missing_capability
+
 CLIENT_REQUIREMENTS = ("descarteslabs==2.0.3", "setuptools<82")
 CLIENT_VERSION = "2.0.3"
 SCENARIOS = Path(__file__).parent / "scenarios"
@@ -50,7 +52,7 @@ def python_version(executable: str) -> tuple[int, int] | None:
 
 
 def find_python310() -> tuple[str | None, list[str]]:
-    """A working Python 3.10, and the candidates tried (for the skip reason)."""
+    """A working Python 3.10, and the candidates tried (to name when none works)."""
     candidates: list[str] = []
     explicit = os.environ.get("COMPUTE_TEST_PYTHON310")
     if explicit:
@@ -114,11 +116,11 @@ def build_client_venv(python310: str, venv: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def client_python() -> Path:
-    """The Python of a venv holding `descarteslabs==2.0.3`; skips without a Python 3.10."""
+    """The Python of a venv holding `descarteslabs==2.0.3`; needs a Python 3.10."""
     python310, tried = find_python310()
     if python310 is None:
-        pytest.skip(
-            "the published descarteslabs==2.0.3 client needs Python 3.10, and none was found "
+        missing_capability(
+            "Python 3.10, for the published descarteslabs==2.0.3 client "
             f"(set COMPUTE_TEST_PYTHON310; tried: {', '.join(tried) or 'nothing'})"
         )
     return build_client_venv(python310, cache_root() / f"dl-{CLIENT_VERSION}-py310")

@@ -25,7 +25,7 @@ JOB_STATUSES = {"pending", "running", "success", "failure", "timeout"}
 
 @pytest.fixture(scope="module")
 def service(client_python: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningUp]:
-    """One `compute up` for this module (after the client venv, which may skip the module)."""
+    """One `compute up` for this module, started only once the client venv is there."""
     with running_up(tmp_path_factory.mktemp("up")) as running:
         yield running
 

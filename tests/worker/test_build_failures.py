@@ -12,7 +12,7 @@ from compute import BuildFailedError, Function, FunctionStatus, JobStatus
 from compute._bundle import build_bundle
 from tests.conftest import ApiClient
 from tests.worker import functions
-from tests.worker.support import job_json, wait_for_job, wait_until
+from tests.worker.support import wait_for_job, wait_until
 
 
 def _create_with_waiting_jobs(
@@ -59,8 +59,7 @@ def test_build_failure_fails_waiting_jobs_and_refuses_new_ones(
     assert failed["status"] == FunctionStatus.BUILD_FAILED
 
     log = gzip.decompress(exec_user.get(f"{url}/log").content).decode()
-    print(log)
-    assert in_log in log and "Build failed" in log
+    assert in_log in log and "Build failed" in log, log
 
     for job_id in job_ids:
         job = wait_for_job(exec_user, job_id)
@@ -81,9 +80,7 @@ def test_build_failure_fails_waiting_jobs_and_refuses_new_ones(
 def test_jobs_submitted_while_building_wait_and_run(exec_user: ApiClient) -> None:
     fn = Function(functions.double, name="early", timeout=60)
     fn.save()
-    jobs = fn.map([1, 2, 3])
-    statuses = {job_json(exec_user, job.id)["status"] for job in jobs}
-    print(f"function {fn.status} at submission; jobs {statuses}")
+    fn.map([1, 2, 3])
     fn.wait_for_completion(timeout=120, interval=0.1)
     assert fn.status == FunctionStatus.SUCCESS
     assert fn.results() == [2, 4, 6]

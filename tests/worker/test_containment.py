@@ -18,16 +18,14 @@ import psutil
 import pytest
 
 from compute import Function, JobStatus
+from tests.capabilities import ROOT, requires
 from tests.conftest import ApiClient
 from tests.worker import functions
 from tests.worker.conftest import KILL_GRACE_SECONDS, ExecutionStack
 from tests.worker.execution.netns import peer_namespace
 from worker.execution.job_user import resolve_job_identities
 
-needs_root = pytest.mark.skipif(
-    os.geteuid() != 0, reason="jobs are contained only by a worker running as root"
-)
-pytestmark = needs_root
+pytestmark = requires(ROOT, "root (jobs are contained only by a worker running as root)")
 
 IMPORT_TIME_CODE = {
     "import_hog": "HELD = bytearray(1024 ** 3)\nHELD[::4096] = b'x' * len(HELD[::4096])\n",

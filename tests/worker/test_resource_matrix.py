@@ -18,9 +18,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
-import pytest
 
 from compute import Function
+from tests.capabilities import requires
 from tests.conftest import ApiClient
 from tests.worker import functions
 from tests.worker.conftest import KILL_GRACE_SECONDS, ExecutionStack
@@ -30,10 +30,11 @@ from worker.execution.joblog import DEFAULT_MAX_BYTES, MAX_LINE_CHARS
 from worker.execution.process import DEFAULT_MAX_RESULT_BYTES
 
 # What the print test prints: a line of this many megabytes, then a gigabyte in short
-# lines; through a pipe that takes seconds, not minutes.
+# lines; through a pipe that takes seconds (three or four), not minutes.
 LONG_LINE_MB = 256
 PRINTED_BYTES = 2**30
 PRINTED_LINE_BYTES = 1024
+PRINTING_SECONDS_MAX = 60
 # No process of the worker may grow this large meanwhile (they start near 100 MB): the
 # output streams into the log, and the long line is not gathered whole.
 WORKER_PROCESS_MAX_MB = 250
@@ -41,9 +42,9 @@ WORKER_PROCESS_MAX_MB = 250
 REAPING_SLACK = 3.0
 
 SUPPORT = probe_cgroups()
-needs_pids_cgroup = pytest.mark.skipif(
-    SUPPORT is None or SUPPORT.controller("pids") is None,
-    reason="without a pids cgroup nothing holds a fork bomb (RLIMIT_NPROC is per user)",
+needs_pids_cgroup = requires(
+    SUPPORT is not None and SUPPORT.controller("pids") is not None,
+    "a pids cgroup (nothing else holds a fork bomb: RLIMIT_NPROC is per user)",
 )
 
 
@@ -160,17 +161,12 @@ def _worker_process_mb(worker: subprocess.Popen[bytes]) -> float:
 def test_a_job_printing_a_gigabyte_keeps_a_capped_log(
     exec_user: ApiClient, execution_stack: ExecutionStack
 ) -> None:
-    started = time.monotonic()
     with _sampling(lambda: _worker_process_mb(execution_stack.worker)) as sizes:
         job, lines = _run(
             exec_user, functions.prints, PRINTED_BYTES, PRINTED_LINE_BYTES, LONG_LINE_MB
         )
-    printed = LONG_LINE_MB + PRINTED_BYTES / 2**20
-    print(
-        f"printed {printed:.0f} MB in {time.monotonic() - started:.1f} s; "
-        f"largest worker process {max(sizes):.0f} MB"
-    )
     assert job["status"] == "success", job
+    assert job["runtime"] < PRINTING_SECONDS_MAX, job
     assert max(sizes) < WORKER_PROCESS_MAX_MB, max(sizes)
     stored = job_blob_dir(execution_stack.server.data_dir, job["function_id"], job["id"])
     assert (stored / "log.ndjson").stat().st_size <= DEFAULT_MAX_BYTES + 4096

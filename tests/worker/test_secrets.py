@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from compute import Function, JobStatus
+from tests.capabilities import requires
 from tests.conftest import ApiClient
 from tests.worker import functions
 from tests.worker.conftest import ExecutionStack
@@ -16,8 +17,8 @@ from worker.execution.job_user import resolve_job_identities
 IDENTITIES = resolve_job_identities()
 JOB_USER = IDENTITIES.representative()
 # A worker that is not root runs jobs as itself: they can read what it can.
-needs_root = pytest.mark.skipif(
-    not JOB_USER.switches, reason="only a worker running as root runs jobs as another user"
+needs_root = requires(
+    JOB_USER.switches, "root (only a worker running as root runs jobs as another user)"
 )
 
 

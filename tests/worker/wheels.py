@@ -16,8 +16,7 @@ import textwrap
 import zipfile
 from pathlib import Path
 
-import pytest
-
+from tests.capabilities import missing_capability
 from worker.build.installer import find_uv
 
 # Files an installer writes into dist-info; they do not belong in a wheel.
@@ -28,7 +27,7 @@ def build_pure_wheel(sources: Path, out_dir: Path, name: str, body: str) -> Path
     """Build a wheel of the one-module package `name` whose `__init__.py` is `body`."""
     uv = find_uv()
     if uv is None:
-        pytest.skip("uv is needed to build the test wheel")
+        missing_capability("uv (to build the test wheel)")
     package = sources / name
     (package / "src" / name).mkdir(parents=True)
     (package / "src" / name / "__init__.py").write_text(body)

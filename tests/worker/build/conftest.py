@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.capabilities import missing_capability
 from worker.build import InstallerOptions
 from worker.build.installer import find_uv
 
@@ -75,7 +76,7 @@ def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A directory of local packages: `tinypkg` (a wheel with a script) and `slowpkg`."""
     uv = find_uv()
     if uv is None:
-        pytest.skip("uv is needed to build the test wheel")
+        missing_capability("uv (to build the test wheel)")
     sources = tmp_path_factory.mktemp("sources")
     wheelhouse = tmp_path_factory.mktemp("wheelhouse")
     body = "VALUE = 42\n\ndef hello() -> None:\n    print('hello from tinypkg')\n"

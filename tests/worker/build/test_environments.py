@@ -65,10 +65,13 @@ def test_builds_from_the_wheelhouse_and_imports(
 def test_second_build_is_a_fast_cache_hit(
     cache: EnvironmentCache, interpreter: Interpreter
 ) -> None:
+    started = time.perf_counter()
     first = cache.get(interpreter, ["tinypkg"])
+    building = time.perf_counter() - started
     started = time.perf_counter()
     second = cache.get(interpreter, ["tinypkg"])
-    assert time.perf_counter() - started < 0.05
+    hitting = time.perf_counter() - started
+    assert hitting < building / 10, {"building": building, "hitting": hitting}
     assert second.cache_hit and second.key == first.key and second.python == first.python
 
 

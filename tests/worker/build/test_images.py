@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.capabilities import missing_capability
 from worker.build import ImageError, InterpreterRegistry, parse_image
 from worker.build.images import probe
 
@@ -26,7 +27,7 @@ def other_interpreter() -> Path:
         for candidate in filter(None, candidates):
             if probe(Path(candidate)) is not None:
                 return Path(candidate)
-    pytest.skip("no second Python 3 version on this machine")
+    missing_capability("a second Python 3 version, on PATH or under ~/.pyenv")
 
 
 def isolated_registry(tmp_path: Path, configured: list[str] = []) -> InterpreterRegistry:  # noqa: B006

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
 import shutil
 import subprocess
 import tarfile
@@ -21,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.capabilities import ROOT, missing_capability, requires
 from tests.worker.execution.conftest import job_python
 from worker.build import (
     BuildSettings,
@@ -46,7 +46,6 @@ from .conftest import IMAGE
 from .tls_index import PrivateCa, TlsIndex, make_private_ca, serving_index
 from .zips import bundle_zip
 
-ROOT = os.geteuid() == 0
 FIRST_UID = 331_000
 COUNT = 4
 BROKEN_TOML = b"this is [[ not toml\n"
@@ -194,8 +193,8 @@ def test_the_build_network_lets_builds_reach_the_loopback_index_they_were_given(
     options = installer_options(tmp_path, environment, "uv")
     assert services_of(options.network_urls()) == services_of([index.url])
     with build_network([]) as policy:
-        if not (ROOT and policy.enforced):
-            pytest.skip("nothing keeps builds off loopback here: no nftables, or not root")
+        if not policy.enforced:
+            missing_capability(f"a policy keeping builds off loopback ({policy.description})")
         # Without the exception the index is out of a build's reach, as loopback is.
         with pytest.raises(EnvironmentBuildError) as refused:
             EnvironmentCache(tmp_path / "refused", options).get(interpreter, ["tinypkg"])
@@ -220,7 +219,7 @@ def test_the_operators_uv_config_is_read_from_where_builds_cannot_go(
     assert "--config-file <build>/" in built.installer_log, built.installer_log
 
 
-@pytest.mark.skipif(not ROOT, reason="only a root worker builds as a uid of its own")
+@requires(ROOT, "root (only a root worker builds as a uid of its own)")
 def test_a_local_source_the_build_cannot_read_is_named_in_its_log(
     tmp_path: Path, interpreter: Interpreter, wheelhouse: Path
 ) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.capabilities import ROOT, missing_capability, requires
 from worker.build.images import InterpreterRegistry
 from worker.build.interpreter_copies import (
     NotCopyable,
@@ -21,7 +22,7 @@ from worker.build.interpreter_copies import (
 
 from ..conftest import job_reachable_directory
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="jobs switch uids only as root")
+pytestmark = requires(ROOT, "root (jobs switch uids only as root)")
 
 JOB_UID = 200_990
 MINOR = sys.version_info.minor
@@ -68,7 +69,7 @@ def closed_installation() -> Iterator[Path]:
     try:
         check_copyable(SOURCE, EXECUTABLE, MINOR)
     except NotCopyable as reason:
-        pytest.skip(f"the running Python is not a self-contained installation: {reason}")
+        missing_capability(f"a self-contained installation of the running Python ({reason})")
     with job_reachable_directory("closed-", mode=0o700) as closed:
         installation = closed / "python"
         subprocess.run(["cp", "-al", str(SOURCE), str(installation)], check=True)

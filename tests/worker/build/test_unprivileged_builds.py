@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.capabilities import ROOT, requires
 from tests.worker.execution.conftest import job_python
 from worker.build import InstallerOptions
 from worker.build.environments import EnvironmentCache
@@ -26,7 +27,7 @@ from worker.build.images import InterpreterRegistry
 from worker.execution.job_user import JobIdentities
 from worker.execution.network import apply_network_policy, remove_network_policy
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="only root switches a build's uid")
+pytestmark = requires(ROOT, "root (only root switches a build's uid)")
 
 FIRST_UID = 330_000
 SNOOP_BACKEND = """

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import pytest
+from tests.capabilities import missing_capability
 
 SERVER_EXTENSIONS = """\
 basicConstraints = critical, CA:FALSE
@@ -38,7 +38,7 @@ def make_private_ca(directory: Path) -> PrivateCa:
     """Make a CA and a certificate for 127.0.0.1 in `directory` (keys stay there)."""
     openssl = shutil.which("openssl")
     if openssl is None:
-        pytest.skip("the openssl command line is needed to make a private CA")
+        missing_capability("the openssl command line (to make a private CA)")
     ca_key, ca = directory / "ca.key", directory / "ca.pem"
     key, request, certificate = (
         directory / "server.key",

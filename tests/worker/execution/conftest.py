@@ -19,6 +19,7 @@ from typing import Any
 import psutil
 import pytest
 
+from tests.capabilities import missing_capability
 from worker.build import InterpreterRegistry
 from worker.execution.cgroups import PARENT_NAME, CgroupSupport, probe_cgroups
 from worker.execution.job_user import resolve_job_identities
@@ -27,7 +28,7 @@ from worker.execution.limits import JobLimits
 from worker.execution.process import ProcessOutcome, run_process
 
 SUPPORT = probe_cgroups()
-NO_CGROUPS = "this host offers no usable cgroup hierarchy (unprivileged or not delegated)"
+NO_CGROUPS = "a usable cgroup hierarchy (none here: unprivileged or not delegated)"
 JOB_USER = resolve_job_identities().representative()
 
 
@@ -39,7 +40,7 @@ def job_python() -> str:
     registry = InterpreterRegistry(runs_as=(JOB_USER.uid, JOB_USER.gid))
     found = registry.interpreters()
     if not found:
-        pytest.skip(f"no Python interpreter here that {JOB_USER.name} can run")
+        missing_capability(f"a Python interpreter that {JOB_USER.name} can run")
     return str(found.get(sys.version_info.minor, next(iter(found.values()))).path)
 
 
@@ -53,12 +54,12 @@ Runner = Callable[..., Ran]
 
 
 def cgroup_support(*controllers: str) -> CgroupSupport:
-    """The host's cgroup support, or skip the test when it lacks any of `controllers`."""
+    """The host's cgroup support; without it, or any of `controllers`, the test cannot run."""
     if SUPPORT is None:
-        pytest.skip(NO_CGROUPS)
+        missing_capability(NO_CGROUPS)
     missing = [name for name in controllers if SUPPORT.controller(name) is None]
     if missing:
-        pytest.skip(f"this host's cgroups lack the {', '.join(missing)} controller")
+        missing_capability(f"the {', '.join(missing)} cgroup controller")
     return SUPPORT
 
 

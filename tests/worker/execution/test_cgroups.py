@@ -12,6 +12,7 @@ import time
 import psutil
 import pytest
 
+from tests.capabilities import missing_capability
 from tests.worker.execution.conftest import cgroup_support
 from worker.execution import cgroups
 from worker.execution.cgroups import PARENT_NAME, CgroupSupport, JobCgroup, remove_stale
@@ -85,7 +86,7 @@ def _without_cgroup_kill(support: CgroupSupport, freezer: str) -> CgroupSupport:
     if freezer == "v1 freezer":
         kept = tuple(h for h in support.hierarchies if h.version == 1)
         if not any("freezer" in h.controllers for h in kept):
-            pytest.skip("this host has no cgroup v1 freezer")
+            missing_capability("a cgroup v1 freezer hierarchy")
     else:
         kept = tuple(
             dataclasses.replace(h, kill=False) if h.version == 2 else h
@@ -93,7 +94,7 @@ def _without_cgroup_kill(support: CgroupSupport, freezer: str) -> CgroupSupport:
             if h.version == 2 or "freezer" not in h.controllers
         )
         if not any(h.freeze for h in kept):
-            pytest.skip("this host has no cgroup v2 cgroup.freeze")
+            missing_capability("a cgroup v2 hierarchy with cgroup.freeze")
     return CgroupSupport(kept)
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.capabilities import ROOT, requires
 from tests.worker.execution.conftest import job_python
 from worker.build import InterpreterRegistry
 from worker.execution.job_user import (
@@ -19,7 +20,7 @@ from worker.execution.job_user import (
     resolve_job_identities,
 )
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="only root switches users")
+pytestmark = requires(ROOT, "root (only root switches users)")
 
 IDENTITY = (
     "import json, os\n"

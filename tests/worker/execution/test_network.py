@@ -9,11 +9,7 @@ from __future__ import annotations
 
 import errno
 import ipaddress
-import json
-import os
-import select
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -22,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.capabilities import ROOT, missing_capability, requires
+from tests.unprivileged import as_uid
 from tests.worker.execution.netns import Peer, peer_namespace
 from worker.execution.network import (
     NetworkMechanism,
@@ -44,9 +42,7 @@ CONNECT_TIMEOUT = 3.0
 FAST = 1.0
 REFUSED = {"ECONNREFUSED", "EACCES", "EPERM", "EHOSTUNREACH", "ENETUNREACH"}
 
-requires_root = pytest.mark.skipif(
-    os.geteuid() != 0, reason="installing nftables rules and switching uids needs root"
-)
+requires_root = requires(ROOT, "root (installing nftables rules and switching uids)")
 
 
 def connect(host: str, port: int) -> tuple[str, float]:
@@ -63,35 +59,6 @@ def connect(host: str, port: int) -> tuple[str, float]:
         except OSError as error:
             outcome = errno.errorcode.get(error.errno or 0, str(error))
     return outcome, time.monotonic() - started
-
-
-def as_uid(uid: int, attempt: Callable[[], object], timeout: float = 10) -> object:
-    """Run `attempt` in a forked child that has become `uid`; what it returned, via JSON."""
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child reports through the pipe, then exits
-        result: object = "the child failed before reporting"
-        try:
-            os.close(read_end)
-            os.setgroups([])
-            os.setgid(uid)
-            os.setuid(uid)
-            result = attempt()
-        except BaseException as error:
-            result = f"the child raised {error!r}"
-        finally:
-            os.write(write_end, json.dumps(result).encode())
-            os._exit(0)
-    os.close(write_end)
-    try:
-        ready, _, _ = select.select([read_end], [], [], timeout)
-        if not ready:
-            os.kill(pid, signal.SIGKILL)
-            return "the child hung"
-        return json.loads(os.read(read_end, 65536))
-    finally:
-        os.close(read_end)
-        os.waitpid(pid, 0)
 
 
 def job_connects(host: str, port: int, uid: int = JOB_UID) -> tuple[str, float]:
@@ -116,7 +83,7 @@ def assert_connected(result: tuple[str, float]) -> None:
 def install() -> Iterator[Callable[..., NetworkPolicy]]:
     """Apply a setting to the test range (or another); every table is removed at the end."""
     if shutil.which("nft") is None:
-        pytest.skip("nft is not installed here (Debian: apt-get install nftables)")
+        missing_capability("nftables' `nft` (Debian: apt-get install nftables)")
     ranges = {(FIRST_UID, COUNT), (OTHER_FIRST_UID, COUNT)}
     for first, count in ranges:
         remove_network_policy(first, count)
@@ -136,8 +103,8 @@ def install() -> Iterator[Callable[..., NetworkPolicy]]:
 @pytest.fixture(scope="module")
 def peer() -> Iterator[Peer]:
     """A listener on another "machine": a namespace of ours, one veth away."""
-    if os.geteuid() != 0:
-        pytest.skip("building a network namespace needs root")
+    if not ROOT:
+        missing_capability("root (building a network namespace)")
     with peer_namespace() as built:
         yield built
 
@@ -153,7 +120,7 @@ def listener() -> Iterator[int]:
 def reachable_from_root(host: str, port: int) -> None:
     outcome, _ = connect(host, port)
     if outcome != "connected":
-        pytest.skip(f"nothing this test can reach listens on {host}:{port} ({outcome})")
+        missing_capability(f"a service on {host}:{port} for jobs not to reach ({outcome})")
 
 
 @requires_root

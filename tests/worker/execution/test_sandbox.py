@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.capabilities import ROOT, requires
 from tests.worker.execution.conftest import job_python
 from worker.execution.sandbox import JobSandbox, listening_socket_paths
 
-needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="only root makes a mount namespace")
+needs_root = requires(ROOT, "root (only root makes a mount namespace)")
 JOB_UID = 340_000
 
 LOOK = """
