@@ -11,6 +11,7 @@ from flask import Flask, jsonify
 
 from .blobstore import open_blob_store
 from .config import (
+    ENV_PREFIX,
     default_data_dir,
     defaults,
     environment_overrides,
@@ -34,7 +35,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app = Flask(__name__)
     data_dir = Path((test_config or {}).get("DATA_DIR") or default_data_dir())
     app.config.from_mapping(defaults(data_dir))
-    app.config.from_prefixed_env("COMPUTE")
+    app.config.from_prefixed_env(ENV_PREFIX)
     app.config.update(environment_overrides())
     if test_config:
         app.config.update(test_config)

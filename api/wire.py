@@ -156,7 +156,7 @@ def matching(name: str, pattern: re.Pattern[str], rule: str) -> Callable[[Any], 
     return check
 
 
-FUNCTION_FIELDS: dict[str, Callable[[Any], Any]] = {
+FUNCTION_FIELD_VALIDATORS: dict[str, Callable[[Any], Any]] = {
     "name": matching(
         "name", NAME_PATTERN, "must be 1-200 characters without '/', '\\' or control characters"
     ),
@@ -205,12 +205,12 @@ def _validate_fields(
 
 
 def function_create(body: dict[str, Any], default_image: str) -> dict[str, Any]:
-    values = _validate_fields(body, FUNCTION_FIELDS, FUNCTION_READONLY)
+    values = _validate_fields(body, FUNCTION_FIELD_VALIDATORS, FUNCTION_READONLY)
     return {**FUNCTION_DEFAULTS, "image": default_image, **values}
 
 
 def function_patch(body: dict[str, Any], function: Function) -> dict[str, Any]:
-    values = _validate_fields(body, FUNCTION_FIELDS, FUNCTION_READONLY)
+    values = _validate_fields(body, FUNCTION_FIELD_VALIDATORS, FUNCTION_READONLY)
     for name in FUNCTION_IMMUTABLE & values.keys():
         if values[name] != getattr(function, name):
             raise Invalid.field(name, "cannot be changed once set")
@@ -241,7 +241,7 @@ def function_id_field(value: Any) -> str:
     return value
 
 
-JOB_FIELDS: dict[str, Callable[[Any], Any]] = {
+JOB_FIELD_VALIDATORS: dict[str, Callable[[Any], Any]] = {
     "function_id": function_id_field,
     "args": job_args("args"),
     "kwargs": job_kwargs("kwargs"),
@@ -249,7 +249,7 @@ JOB_FIELDS: dict[str, Callable[[Any], Any]] = {
 
 
 def job_create(body: dict[str, Any]) -> dict[str, Any]:
-    values = _validate_fields(body, JOB_FIELDS, JOB_READONLY)
+    values = _validate_fields(body, JOB_FIELD_VALIDATORS, JOB_READONLY)
     if "function_id" not in values:
         raise Invalid.field("function_id", "is required")
     return values
@@ -265,7 +265,7 @@ def rerun_request(body: dict[str, Any]) -> str:
 
 
 def job_patch(body: dict[str, Any], job: Job) -> dict[str, Any]:
-    values = _validate_fields(body, JOB_FIELDS, JOB_READONLY)
+    values = _validate_fields(body, JOB_FIELD_VALIDATORS, JOB_READONLY)
     for name in JOB_IMMUTABLE & values.keys():
         if values[name] != getattr(job, name):
             raise Invalid.field(name, "cannot be changed once set")

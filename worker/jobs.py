@@ -33,10 +33,10 @@ from .claims import (
     worker_identity,
 )
 from .execution.executor import ExecutorPool
+from .execution.job_limits import JobLimits
+from .execution.job_monitor import Ending, ProcessOutcome, run_process
 from .execution.job_user import job_identities
 from .execution.joblog import JobLog
-from .execution.limits import JobLimits
-from .execution.process import Ending, ProcessOutcome, run_process
 from .execution.scratch import job_scratch_root
 from .leases import Heartbeat
 from .workspace import prepare_function

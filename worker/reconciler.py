@@ -58,7 +58,8 @@ from .claims import (
     worker_identity,
 )
 from .execution.cgroups import remove_stale
-from .execution.enforcement import select_enforcement
+from .execution.host_enforcement import select_enforcement
+from .fork_guard import database_work
 
 logger = logging.getLogger(__name__)
 
@@ -119,7 +120,9 @@ class Reconciler:
 
     def _run(self) -> None:
         while not self._stopped.wait(self.settings.interval_seconds):
-            self.sweep()
+            # The worker's main process forks pool processes: never in the middle of this.
+            with database_work():
+                self.sweep()
 
     def sweep(self) -> SweepReport:
         """One pass over lost attempts and lost messages; errors are logged, not raised."""

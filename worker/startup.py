@@ -16,8 +16,8 @@ from api.extensions import db
 
 from .build import InstallerOptions
 from .celery_app import app, flask_app
+from .execution.host_enforcement import describe_enforcement
 from .execution.job_user import build_identities, describe_job_identities, job_identities
-from .execution.limits import describe_enforcement
 from .execution.network import apply_network_policy, services_of
 from .execution.runtime import scripts_directory
 from .execution.sandbox import describe_sandbox

@@ -13,7 +13,7 @@ from celery import Task
 
 from api.dispatch import BUILD_TASK, RUN_TASK
 
-from .builds import run_build
+from .build_step import run_build
 from .celery_app import app
 from .jobs import AttemptResult, run_attempt
 from .queues import publish_pending_jobs
@@ -24,13 +24,13 @@ CAPACITY_RETRY_SECONDS = 0.25
 
 
 @app.task(name=BUILD_TASK, acks_late=True)
-def build_function(function_id: str) -> None:
+def build_task(function_id: str) -> None:
     if run_build(function_id):
         publish_pending_jobs(function_id)
 
 
 @app.task(name=RUN_TASK, bind=True, acks_late=True, max_retries=None)
-def run_job(self: Task[Any, Any], job_id: str) -> None:
+def run_job_task(self: Task[Any, Any], job_id: str) -> None:
     result = run_attempt(job_id)
     # Both re-deliver the same message on the same function queue; the job row, not the
     # message, counts attempts against the function's retry_count.

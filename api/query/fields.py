@@ -113,7 +113,7 @@ def text_field(column: Any) -> Field:
     return Field(column, as_string, is_text=True)
 
 
-FUNCTION_FIELDS: dict[str, Field] = {
+FUNCTION_QUERY_FIELDS: dict[str, Field] = {
     "id": text_field(Function.id),
     "creation_date": Field(Function.creation_date, as_datetime),
     "name": text_field(Function.name),
@@ -126,7 +126,7 @@ FUNCTION_FIELDS: dict[str, Field] = {
     "status": Field(Function.status, as_enum(FunctionStatus), is_text=True),
 }
 
-JOB_FIELDS: dict[str, Field] = {
+JOB_QUERY_FIELDS: dict[str, Field] = {
     "id": text_field(Job.id),
     "function_id": text_field(Job.function_id),
     "creation_date": Field(Job.creation_date, as_datetime),

@@ -15,7 +15,7 @@ from ..errors import BadRequest, Conflict
 from ..extensions import db
 from ..models import BuildState, Function, Job, Submission
 from ..ownership import get_owned
-from ..query.fields import FUNCTION_FIELDS
+from ..query.fields import FUNCTION_QUERY_FIELDS
 from ..wire import function_create, function_patch, function_to_json, json_body
 from .paging import serve_list
 from .uploads import bundle_upload_url
@@ -118,7 +118,7 @@ def submit_bundle(function_id: str) -> Response:
 def list_functions() -> Response:
     return serve_list(
         Function,
-        FUNCTION_FIELDS,
+        FUNCTION_QUERY_FIELDS,
         {STATISTICS},
         lambda function, include: function_to_json(function, STATISTICS in include),
     )

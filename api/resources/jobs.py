@@ -19,7 +19,7 @@ from ..extensions import db
 from ..jobstore import delete_job, insert_jobs, reset_for_rerun
 from ..models import BuildState, Function, Job, SubmissionKind
 from ..ownership import get_owned, owner_scope
-from ..query.fields import JOB_FIELDS
+from ..query.fields import JOB_QUERY_FIELDS
 from ..query.totals import job_total_from_counters
 from ..submissions import SubmissionKey, find_submission, record_submission, replay, request_sha256
 from ..tails import tail_response
@@ -187,7 +187,7 @@ def get_log(job_id: str) -> Response:
 def list_jobs() -> Response:
     return serve_list(
         Job,
-        JOB_FIELDS,
+        JOB_QUERY_FIELDS,
         set(),
         lambda job, include: job_to_json(job),
         lambda session, terms: job_total_from_counters(session, terms, owner_scope(Function)),

@@ -15,12 +15,12 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+from .broker_user import NOBODY
 from .supervisor import ServiceError
 
 MAXMEMORY_VARIABLE = "COMPUTE_BROKER_MAXMEMORY_MB"
 USER_VARIABLE = "COMPUTE_BROKER_USER"
 DEFAULT_MAXMEMORY_MB = 1024
-DEFAULT_USER = "nobody"
 # Beside `secret.key`, in the data directory only the service's own user may write, not in
 # the broker's directory: the broker's user owns that one, and root must never read a file
 # (it could be a symlink to any other) that another user may replace.
@@ -78,7 +78,7 @@ class BrokerSettings:
     """
 
     maxmemory_mb: int = DEFAULT_MAXMEMORY_MB
-    user: str = DEFAULT_USER
+    user: str = NOBODY
 
     @classmethod
     def from_environment(cls) -> BrokerSettings:
@@ -96,7 +96,7 @@ class BrokerSettings:
             raise ServiceError(
                 f"{MAXMEMORY_VARIABLE} must be a positive number of MiB, not {text!r}"
             )
-        return cls(maxmemory_mb, os.environ.get(USER_VARIABLE) or DEFAULT_USER)
+        return cls(maxmemory_mb, os.environ.get(USER_VARIABLE) or NOBODY)
 
 
 def load_password(data_dir: Path) -> str:

@@ -2,7 +2,7 @@
 nothing behind.
 
 The worker enforces with cgroups where this host has them (`auto`); the same cases under
-each enforcement mode, run directly, are in `execution/test_process.py`.
+each enforcement mode, run directly, are in `execution/test_job_monitor.py`.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from tests.worker import functions
 from tests.worker.conftest import KILL_GRACE_SECONDS, ExecutionStack
 from tests.worker.support import job_blob_dir, job_log, parse_date, wait_for_job
 from worker.execution.cgroups import probe_cgroups
+from worker.execution.job_monitor import DEFAULT_MAX_RESULT_BYTES
 from worker.execution.joblog import DEFAULT_MAX_BYTES, MAX_LINE_CHARS
-from worker.execution.process import DEFAULT_MAX_RESULT_BYTES
 
 # What the print test prints: a line of this many megabytes, then a gigabyte in short
 # lines; through a pipe that takes seconds (three or four), not minutes.

@@ -339,9 +339,9 @@ def test_the_scan_would_see_an_unpickling_module(tmp_path: Path) -> None:
 
 def test_the_job_side_modules_run_in_the_jobs_interpreter() -> None:
     """The exempt modules are scripts the job's Python runs, importing nothing of ours."""
-    from worker.execution import executor, process
+    from worker.execution import executor, job_monitor
 
-    assert process.BOOTSTRAP == REPO_ROOT / "worker/execution/bootstrap.py"
+    assert job_monitor.BOOTSTRAP == REPO_ROOT / "worker/execution/bootstrap.py"
     assert executor.EXECUTOR_MAIN == REPO_ROOT / "worker/execution/executor_main.py"
     for module in JOB_SIDE_MODULES:
         tree = ast.parse((REPO_ROOT / module).read_text())

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from compute import JobStatus
-from worker.execution.limits import JobLimits
-from worker.execution.process import Ending, ProcessOutcome
+from worker.execution.job_limits import JobLimits
+from worker.execution.job_monitor import Ending, ProcessOutcome
 from worker.jobs import Verdict, judge
 
 LIMITS = JobLimits(cpus=1, memory_mb=256, timeout_seconds=2, disk_mb=64)

@@ -1,6 +1,6 @@
 """How one running job is held to its limits: in its cgroups, or by watching its process tree.
 
-A `Confinement` is polled by the process runner: it prepares the child before exec, says
+A `Confinement` is polled by `job_monitor.py`: it prepares the child before exec, says
 when the job has run out of memory, and ends every process of the job.
 """
 
@@ -18,8 +18,8 @@ import psutil
 from .cgroups import MIB, CgroupSupport, JobCgroup
 
 if TYPE_CHECKING:
-    from .job_process import WatchedProcess
-    from .limits import JobLimits
+    from .job_limits import JobLimits
+    from .process_handle import WatchedProcess
 
 # Generous, because address space is not memory: each thread reserves a stack and each
 # malloc arena 64 MB, so 64 threads need gigabytes of it. Only a single allocation far

@@ -31,8 +31,8 @@ from .scratch import clear_except, make_private_directory
 
 if TYPE_CHECKING:
     from .confinement import Confinement
-    from .enforcement import Enforcement
-    from .limits import JobLimits
+    from .host_enforcement import Enforcement
+    from .job_limits import JobLimits
 
 START_TIMEOUT_SECONDS = 60.0
 MAX_JOBS_PER_EXECUTOR = 1000

@@ -22,10 +22,10 @@ import pytest
 from tests.capabilities import missing_capability
 from worker.build import InterpreterRegistry
 from worker.execution.cgroups import PARENT_NAME, CgroupSupport, probe_cgroups
+from worker.execution.job_limits import JobLimits
+from worker.execution.job_monitor import ProcessOutcome, run_process
 from worker.execution.job_user import resolve_job_identities
 from worker.execution.joblog import DEFAULT_MAX_BYTES, JobLog
-from worker.execution.limits import JobLimits
-from worker.execution.process import ProcessOutcome, run_process
 
 SUPPORT = probe_cgroups()
 NO_CGROUPS = "a usable cgroup hierarchy (none here: unprivileged or not delegated)"

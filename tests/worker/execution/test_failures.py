@@ -13,7 +13,7 @@ import pytest
 from tests.worker.execution.conftest import Ran, Runner
 from worker.execution.executor import ExecutorPool
 from worker.execution.job_files import MAX_REASON_CHARS, clean_reason
-from worker.execution.process import Ending
+from worker.execution.job_monitor import Ending
 
 FAILS = """
 import os, sys

@@ -12,9 +12,9 @@ import cloudpickle
 import pytest
 
 from worker.execution.executor import ExecutorPool
+from worker.execution.job_limits import JobLimits
+from worker.execution.job_monitor import Ending, ProcessOutcome, run_process
 from worker.execution.joblog import JobLog
-from worker.execution.limits import JobLimits
-from worker.execution.process import Ending, ProcessOutcome, run_process
 from worker.execution.runtime import PACKAGES, copy_package, scripts_directory
 
 from .conftest import JOB_USER, job_python

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from worker.execution.executor import ExecutorPool
+from worker.execution.job_limits import JobLimits
+from worker.execution.job_monitor import Ending, ProcessOutcome, run_process
 from worker.execution.joblog import JobLog
-from worker.execution.limits import JobLimits
-from worker.execution.process import Ending, ProcessOutcome, run_process
 
 from .conftest import job_python, survivors
 

@@ -7,14 +7,15 @@ import subprocess
 import pytest
 
 from tests.worker.execution.conftest import cgroup_support
-from worker.execution import enforcement
-from worker.execution.enforcement import (
+from worker.execution import host_enforcement
+from worker.execution.host_enforcement import (
     EnforcementMode,
     EnforcementUnavailable,
+    describe_enforcement,
     select_enforcement,
 )
-from worker.execution.job_process import ColdProcess
-from worker.execution.limits import JobLimits, describe_enforcement
+from worker.execution.job_limits import JobLimits
+from worker.execution.process_handle import ColdProcess
 
 LIMITS = JobLimits(cpus=1, memory_mb=256, timeout_seconds=10)
 LIMITED = {"memory", "cpus", "processes", "timeout"}
@@ -42,7 +43,7 @@ def test_portable_mode_never_uses_cgroups() -> None:
 
 
 def test_cgroup_mode_without_cgroups_refuses(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(enforcement, "probe_cgroups", lambda: None)
+    monkeypatch.setattr(host_enforcement, "probe_cgroups", lambda: None)
     with pytest.raises(EnforcementUnavailable):
         select_enforcement.__wrapped__("cgroup")
     assert select_enforcement.__wrapped__("auto").support is None

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.worker.execution.conftest import Runner, cgroup_support, survivors
-from worker.execution.process import DEFAULT_MAX_RESULT_BYTES, Ending
+from worker.execution.job_monitor import DEFAULT_MAX_RESULT_BYTES, Ending
 
 ALLOCATE = """
 def main(megabytes):

@@ -18,7 +18,7 @@ from .cgroups import CgroupSupport, JobCgroup, probe_cgroups
 from .confinement import CgroupConfinement, Confinement, TreeConfinement
 
 if TYPE_CHECKING:
-    from .limits import JobLimits
+    from .job_limits import JobLimits
 
 
 class EnforcementMode(str, enum.Enum):
@@ -79,3 +79,15 @@ def select_enforcement(mode: str = EnforcementMode.AUTO) -> Enforcement:
             "delegated cgroup (v2 with memory, cpu and pids enabled, or v1 controllers)"
         )
     return Enforcement(support)
+
+
+def describe_enforcement(mode: str = "auto") -> dict[str, str]:
+    """Which mechanism enforces each limit on this host, for the worker's start-up log.
+
+    Args:
+        mode: `auto`, `cgroup` or `portable` (see `EnforcementMode`).
+
+    Raises:
+        EnforcementUnavailable: `cgroup` was asked for and this host has none usable.
+    """
+    return select_enforcement(mode).describe()

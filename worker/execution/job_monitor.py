@@ -4,8 +4,8 @@ Only this parent decides the outcome. The child sees a scrubbed environment (no
 database, broker or signing secrets), runs in its own session as a uid no other running
 job holds (`job_user.py`), in a mount namespace with private temporary directories and
 no service's socket (`sandbox.py`), confined as the worker's enforcement decides
-(`enforcement.py`): in cgroups of its own where the host offers them, else under a watch
-of its process tree. Its disk use is measured as it runs (`scratch.py`).
+(`host_enforcement.py`): in cgroups of its own where the host offers them, else under a
+watch of its process tree. Its disk use is measured as it runs (`scratch.py`).
 
 The job's scratch directory stays the worker's, so the job cannot swap the entries the
 worker opens (its output FIFOs, its gate, its result directory) for links; the job owns
@@ -31,7 +31,6 @@ from typing import IO, Any
 
 from .bootstrap import EXCEPTION_EXIT_CODE
 from .confinement import Confinement
-from .enforcement import EnforcementMode, select_enforcement
 from .executor import (
     Confines,
     ExecutorPool,
@@ -41,11 +40,12 @@ from .executor import (
     WarmExecutor,
     confine_child,
 )
+from .host_enforcement import EnforcementMode, select_enforcement
 from .job_files import JobFiles, read_failure, read_result
-from .job_process import ColdProcess, JobProcess, WarmProcess
+from .job_limits import JobLimits
 from .job_user import JobIdentities, JobUser, resolve_job_identities
 from .joblog import MAX_LINE_BYTES, JobLog
-from .limits import JobLimits
+from .process_handle import ColdProcess, JobProcess, WarmProcess
 from .runtime import BOOTSTRAP, job_script
 from .sandbox import JobSandbox
 from .scratch import DiskWatch, make_private_directory

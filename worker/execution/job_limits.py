@@ -1,7 +1,7 @@
-"""The resources a job may use, and how this host enforces them.
+"""The resources a job may use.
 
 Thread-count variables for the numeric libraries and CPU affinity apply everywhere; the
-rest depends on what the worker found at start (`enforcement.py`).
+rest depends on what the worker found at start (`host_enforcement.py`).
 """
 
 from __future__ import annotations
@@ -9,8 +9,6 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
-
-from .enforcement import select_enforcement
 
 THREAD_VARIABLES = (
     "OMP_NUM_THREADS",
@@ -42,15 +40,3 @@ class JobLimits:
         """The CPUs to pin the job to: the first `ceil(cpus)` this worker may use."""
         available = sorted(os.sched_getaffinity(0))
         return set(available[: self.whole_cpus])
-
-
-def describe_enforcement(mode: str = "auto") -> dict[str, str]:
-    """Which mechanism enforces each limit on this host, for the worker's start-up log.
-
-    Args:
-        mode: `auto`, `cgroup` or `portable` (see `EnforcementMode`).
-
-    Raises:
-        EnforcementUnavailable: `cgroup` was asked for and this host has none usable.
-    """
-    return select_enforcement(mode).describe()
