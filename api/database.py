@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any, cast
 
 import sqlalchemy as sa
@@ -53,6 +54,8 @@ def schema_is_current(app: Flask) -> bool:
     from alembic.script import ScriptDirectory
     from flask_migrate import Migrate
 
+    # Reading the revision is no migration: alembic's lines about its context are noise.
+    logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)
     migrate: Migrate = app.extensions["migrate"].migrate
     with app.app_context():
         # Flask-Migrate's Config subclasses alembic's; its stubs cannot say so.

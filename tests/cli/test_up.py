@@ -197,6 +197,7 @@ def test_up_says_one_line_per_component_and_leaves_out_the_noise(service: Runnin
         "[tasks]",  # Celery's banner
         "INFO  [alembic",
         "Running upgrade",
+        "Context impl",  # alembic, when the worker reads the schema revision
         "Booting worker",  # gunicorn's start-up notes
         "GET /healthz",
     ):

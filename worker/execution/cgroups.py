@@ -389,6 +389,7 @@ def _remove_directory(directory: Path) -> None:
 def remove_stale(support: CgroupSupport) -> None:
     """Kill and remove the job cgroups of workers on this host that are no longer running."""
     host = socket.gethostname()
+    removed: set[str] = set()  # a job's cgroups, one per hierarchy, are one job
     for hierarchy in support.hierarchies:
         parents = hierarchy.base / PARENT_NAME
         for worker_dir in parents.glob(f"{host}-*") if parents.is_dir() else []:
@@ -396,11 +397,17 @@ def remove_stale(support: CgroupSupport) -> None:
             if not pid.isdigit() or psutil.pid_exists(int(pid)):
                 continue
             for job_dir in worker_dir.glob("job-*"):
-                logger.warning("removing the job cgroup %s left by a stopped worker", job_dir)
+                logger.debug("removing the job cgroup %s left by a stopped worker", job_dir)
                 _kill_stale(job_dir)
                 _remove_directory(job_dir)
+                removed.add(job_dir.name)
             with contextlib.suppress(OSError):
                 worker_dir.rmdir()
+    if removed:
+        logger.warning(
+            "removed the cgroups of %d jobs left by stopped workers (their processes killed)",
+            len(removed),
+        )
 
 
 def _kill_stale(job_dir: Path) -> None:
