@@ -79,16 +79,22 @@ def default_work_dir(data_dir: Path) -> Path:
 def others_can_traverse(path: Path) -> bool:
     """Whether a user with no rights of owner or group can reach `path` through its
     existing ancestors (those still to be made are made open to it)."""
-    for directory in (path, *path.parents):
+    return first_closed_folder(path) is None
+
+
+def first_closed_folder(path: Path) -> Path | None:
+    """The highest existing folder on the way to `path` (itself included) that other
+    users may not pass through; None when they may pass through every one."""
+    for directory in (*reversed(path.parents), path):
         try:
             mode = directory.stat().st_mode
         except FileNotFoundError:
-            continue
+            return None  # what is below is still to be made, open to them
         except OSError:
-            return False
+            return directory
         if not mode & 0o001:
-            return False
-    return True
+            return directory
+    return None
 
 
 def defaults(data_dir: Path) -> dict[str, Any]:

@@ -7,7 +7,6 @@ change, than to start a service that only looks healthy.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 
 def problems_running_jobs(config: Mapping[str, Any]) -> list[str]:
     """Why this machine's worker could run no job under `config`, with the fix; [] if none."""
+    from api.config import first_closed_folder
     from worker.execution.job_user import job_identities
 
     try:
@@ -28,18 +28,9 @@ def problems_running_jobs(config: Mapping[str, Any]) -> list[str]:
     existing = next(path for path in (work_dir, *work_dir.parents) if path.exists())
     if user.can_enter(existing):
         return []
-    closed = _first_closed(existing)
+    closed = first_closed_folder(existing) or existing  # an ACL may close what modes open
     return [
         f"jobs (uids {identities.first_uid}-{identities.last_uid}) cannot pass through "
-        f"{closed} to the work "
-        f"directory {work_dir}: set COMPUTE_WORK_DIR to a folder they can reach (under "
+        f"{closed} to the work directory {work_dir}: set COMPUTE_WORK_DIR to a folder they can reach (under "
         f"/var/cache, say), or let other users pass through it (chmod o+x {closed})"
     ]
-
-
-def _first_closed(path: Path) -> Path:
-    """The highest folder on the way to `path` that other users may not pass through."""
-    for folder in (*reversed(path.parents), path):
-        if not os.stat(folder).st_mode & 0o001:
-            return folder
-    return path
