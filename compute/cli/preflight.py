@@ -31,6 +31,7 @@ def problems_running_jobs(config: Mapping[str, Any]) -> list[str]:
     closed = first_closed_folder(existing) or existing  # an ACL may close what modes open
     return [
         f"jobs (uids {identities.first_uid}-{identities.last_uid}) cannot pass through "
-        f"{closed} to the work directory {work_dir}: set COMPUTE_WORK_DIR to a folder they can reach (under "
-        f"/var/cache, say), or let other users pass through it (chmod o+x {closed})"
+        f"{closed} to the work directory {work_dir}: set COMPUTE_WORK_DIR to a folder "
+        f"they can reach (under /var/cache, say), or let other users pass through it "
+        f"(chmod o+x {closed})"
     ]
