@@ -14,9 +14,10 @@ import jwt
 import sqlalchemy as sa
 from flask import current_app, g, request
 
+from compute.server.extensions import db
+from compute.server.models import User, utcnow
+
 from .errors import Unauthorized
-from .extensions import db
-from .models import User, utcnow
 
 ALGORITHM = "HS256"
 ISSUER = "compute"

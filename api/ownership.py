@@ -6,10 +6,11 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
+from compute.server.extensions import db
+from compute.server.models import Function, Job
+
 from .auth import current_identity
 from .errors import NotFound
-from .extensions import db
-from .models import Function, Job
 
 Model = TypeVar("Model", Function, Job)
 

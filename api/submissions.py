@@ -17,9 +17,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from compute.server.extensions import DbSession
+from compute.server.models import Job, Submission
+
 from .errors import Conflict
-from .extensions import DbSession
-from .models import Job, Submission
 from .ownership import owner_scope
 
 

@@ -15,11 +15,12 @@ from typing import Any
 
 from flask import has_request_context, request
 
+from compute.server.models import SUBMISSION_KEY_LENGTH, Function, Job
+from compute.server.stored_json import Unreadable, text_problem
 from compute.statuses import FunctionStatus
 
 from .errors import BadRequest, Invalid
-from .json_input import Unreadable, parse_body, text_problem
-from .models import SUBMISSION_KEY_LENGTH, Function, Job
+from .json_input import parse_body
 
 FUNCTION_READONLY = frozenset({"id", "creation_date", "status", "job_statistics"})
 FUNCTION_IMMUTABLE = frozenset({"image"})

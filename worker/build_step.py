@@ -11,11 +11,11 @@ import logging
 
 from flask import current_app
 
-from api.blobstore import build_log_key
-from api.counters import set_build_state
-from api.extensions import db
-from api.jobstore import fail_pending_jobs
-from api.models import BuildState, Function
+from compute.server.blobstore import build_log_key
+from compute.server.extensions import db
+from compute.server.models import BuildState, Function
+from compute.server.settings import current_settings
+from compute.server.transitions import fail_pending_jobs, set_build_state
 
 from .build import BuildSettings, build_function
 
@@ -33,7 +33,7 @@ def run_build(function_id: str) -> bool:
     bundle = store.get(function.bundle_key) if function.bundle_key else None
     if bundle is None:
         return _fail(function, "the uploaded bundle is missing", "The bundle could not be found.")
-    result = build_function(bundle, function.image, BuildSettings.from_config(current_app.config))
+    result = build_function(bundle, function.image, BuildSettings.from_settings(current_settings()))
     store.put(build_log_key(function.id), result.log_text.encode())
     if not result.ok:
         return _fail(function, result.error or "the build failed", None)

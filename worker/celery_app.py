@@ -1,38 +1,47 @@
 """The worker's Celery app, configured from the same settings as the API.
 
-Start a worker with `celery -A worker.celery_app worker`. Tasks run inside the Flask
-app context so they share the API's models, database and blob store. Every handler
+Start a worker with `celery -A worker.celery_app worker`. Tasks run inside the app
+context of the service core (`compute.server.app`: settings, database, blob store, no
+HTTP routes), built on first use in each process rather than at import. Every handler
 Celery sets up for the worker's logs redacts credentials and the service's secrets.
 """
 
 from __future__ import annotations
 
 import logging
+from functools import cache
 from typing import Any
 
 from celery import Celery, Task
 from celery.signals import after_setup_logger, after_setup_task_logger
 from flask import Flask
 
-from api import create_app
-from api.dispatch import BUILD_QUEUE
-from api.redaction import install_log_filter, secret_values
+from compute.server.app import service_app
+from compute.server.dispatch import BUILD_QUEUE
+from compute.server.redaction import install_log_filter, secret_values
+from compute.server.settings import Settings, load_settings
 
 
-def celery_init_app(app: Flask) -> Celery:
-    """A Celery app bound to `app`: every task body runs inside its app context."""
+@cache
+def service() -> Flask:
+    """The service core's app of this process: every task body runs in its context."""
+    return service_app()
 
-    class FlaskTask(Task[Any, Any]):
-        def __call__(self, *args: Any, **kwargs: Any) -> Any:
-            with app.app_context():
-                return self.run(*args, **kwargs)
 
-    broker_url = app.config.get("REDIS_URL")
+class ServiceTask(Task[Any, Any]):
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        with service().app_context():
+            return self.run(*args, **kwargs)
+
+
+def celery_for(settings: Settings) -> Celery:
+    """The worker's Celery app, consuming from the broker the settings name."""
+    broker_url = settings.redis_url
     if not broker_url:
         raise RuntimeError("REDIS_URL must name the broker the workers consume from")
     celery: Celery = Celery(
-        app.name,
-        task_cls=FlaskTask,
+        "compute-worker",
+        task_cls=ServiceTask,
         broker=broker_url,
         include=["worker.tasks", "worker.startup"],
     )
@@ -47,20 +56,18 @@ def celery_init_app(app: Flask) -> Celery:
         task_serializer="json",
     )
     celery.set_default()
-    app.extensions["celery"] = celery
-    _redact_logs(secret_values(app.config))
+    _redact_logs()
     return celery
 
 
-def _redact_logs(secrets: list[str]) -> None:
+def _redact_logs() -> None:
     # Celery replaces the root and task loggers' handlers when the worker starts: the
     # filter goes on the handlers it makes, once they exist.
     def install(logger: logging.Logger, **_: Any) -> None:
-        install_log_filter([logger], secrets)
+        install_log_filter([logger], secret_values(service().config))
 
     after_setup_logger.connect(install, weak=False)
     after_setup_task_logger.connect(install, weak=False)
 
 
-flask_app = create_app()
-app = celery_init_app(flask_app)
+app = celery_for(load_settings())

@@ -11,18 +11,16 @@ import enum
 import functools
 import logging
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 from flask import current_app
 
-from api.blobstore import job_log_key, job_result_key
-from api.extensions import db
-from api.json_input import Unreadable
-from api.models import Function, Job
-from api.redaction import Redactor, job_output_redactor
-from compute.statuses import JobStatus
-
-from .claims import (
+from compute.server.blobstore import job_log_key, job_result_key
+from compute.server.extensions import db
+from compute.server.models import Function, Job
+from compute.server.redaction import Redactor, job_output_redactor
+from compute.server.settings import current_settings
+from compute.server.stored_json import Unreadable
+from compute.server.transitions import (
     Claim,
     ClaimRefusal,
     LostAttempt,
@@ -30,14 +28,16 @@ from .claims import (
     finish_job,
     recover_lost_attempt,
     release_for_retry,
-    worker_identity,
 )
+from compute.statuses import JobStatus
+
 from .execution.executor import ExecutorPool
 from .execution.job_limits import JobLimits
 from .execution.job_monitor import Ending, ProcessOutcome, run_process
 from .execution.job_user import job_identities
 from .execution.joblog import JobLog
 from .execution.scratch import job_scratch_root
+from .lease_owners import worker_identity
 from .leases import Heartbeat
 from .workspace import prepare_function
 
@@ -98,7 +98,7 @@ def _output_redactor() -> Redactor:
 
 def run_attempt(job_id: str) -> AttemptResult:
     """Claim `job_id` and run one attempt of it in this worker."""
-    lease_seconds = float(current_app.config["JOB_LEASE_SECONDS"])
+    lease_seconds = current_settings().job_lease_seconds
     job = db.session.get(Job, job_id)
     if job is None:
         return AttemptResult.SKIPPED
@@ -109,8 +109,8 @@ def run_attempt(job_id: str) -> AttemptResult:
         cpus=function.cpus,
         memory_mb=function.memory,
         timeout_seconds=function.timeout,
-        kill_grace_seconds=current_app.config["KILL_GRACE_SECONDS"],
-        disk_mb=int(current_app.config["JOB_DISK_MB"]),
+        kill_grace_seconds=current_settings().kill_grace_seconds,
+        disk_mb=current_settings().job_disk_mb,
     )
     retry_count = function.retry_count
     claim = claim_job(db.session, job_id, worker_identity(), lease_seconds)
@@ -134,7 +134,7 @@ def _give_back(claim: Claim, reason: str) -> AttemptResult:
     Without this the job would wait for its lease to run out to be found lost.
     """
     db.session.rollback()
-    budget = int(current_app.config["LOST_WORKER_RETRIES"])
+    budget = current_settings().lost_worker_retries
     status = recover_lost_attempt(db.session, LostAttempt.of(claim), budget, reason)
     if status is JobStatus.PENDING:
         return AttemptResult.RETRY
@@ -169,6 +169,7 @@ def _run_claimed(
         return _record(
             claim, log, None, Verdict(JobStatus.FAILURE, str(error), True), 0.0, retry_count
         )
+    settings = current_settings()
     outcome = run_process(
         str(env_python),
         bundle_dir,
@@ -176,12 +177,12 @@ def _run_claimed(
         job.kwargs,
         limits,
         log,
-        enforcement=current_app.config["RESOURCE_ENFORCEMENT"],
-        executors=EXECUTORS if current_app.config["WARM_EXECUTORS"] else None,
+        enforcement=settings.resource_enforcement,
+        executors=EXECUTORS if settings.warm_executors else None,
         abandon=heartbeat.lost,
-        identities=job_identities(current_app.config),
-        max_result_bytes=current_app.config["MAX_RESULT_BYTES"],
-        scratch_root=job_scratch_root(Path(current_app.config["WORK_DIR"])),
+        identities=job_identities(settings),
+        max_result_bytes=settings.max_result_bytes,
+        scratch_root=job_scratch_root(settings.work_dir),
     )
     if outcome.ending is Ending.ABANDONED or heartbeat.lost.is_set():
         # Another attempt owns the job now; its log and outcome are its own.

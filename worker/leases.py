@@ -14,7 +14,7 @@ from types import TracebackType
 
 import sqlalchemy as sa
 
-from .claims import Claim, renew_lease
+from compute.server.transitions import Claim, renew_lease
 
 logger = logging.getLogger(__name__)
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from api.dispatch import consume_function_queue, publish_jobs_marked
-from api.extensions import db
-from api.models import BuildState, Function, Job
+from compute.server.extensions import db
+from compute.server.models import BuildState, Function, Job
 from compute.statuses import JobStatus
 
 from .celery_app import app
+from .publishing import consume_function_queue, publish_jobs_marked
 
 
 def publish_pending_jobs(function_id: str) -> None:

@@ -26,7 +26,6 @@ import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any
 
 import psutil
 import redis
@@ -35,31 +34,24 @@ from celery import Celery
 from flask import Flask
 from kombu.exceptions import KombuError
 
-from api.dispatch import (
-    BUILD_QUEUE,
-    BUILD_TASK,
-    broker_client,
-    consume_function_queue,
-    function_queue,
-    publish_jobs,
-    publish_jobs_marked,
-    publishing_key,
-)
-from api.extensions import db
-from api.models import BuildState, Function, Job, utcnow
+from compute.server.dispatch import BUILD_QUEUE, BUILD_TASK, function_queue, publishing_key
+from compute.server.extensions import db
+from compute.server.models import BuildState, Function, Job, utcnow
+from compute.server.settings import Settings
+from compute.server.transitions import LostAttempt, recover_lost_attempt
 from compute.statuses import JobStatus
 
 from .broker_scan import delivered_job_ids, waiting_count, waiting_job_ids
-from .claims import (
-    LostAttempt,
-    local_owner_prefix,
-    owner_pid,
-    recover_lost_attempt,
-    worker_identity,
-)
 from .execution.cgroups import remove_stale
 from .execution.host_enforcement import select_enforcement
 from .fork_guard import database_work
+from .lease_owners import local_owner_prefix, owner_pid, worker_identity
+from .publishing import (
+    broker_client,
+    consume_function_queue,
+    publish_jobs,
+    publish_jobs_marked,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -78,14 +70,14 @@ class ReconcilerSettings:
     enforcement: str
 
     @classmethod
-    def from_config(cls, config: Any) -> ReconcilerSettings:
+    def from_settings(cls, settings: Settings) -> ReconcilerSettings:
         return cls(
-            lease_seconds=float(config["JOB_LEASE_SECONDS"]),
-            lost_worker_retries=int(config["LOST_WORKER_RETRIES"]),
-            interval_seconds=float(config["RECONCILE_INTERVAL_SECONDS"]),
-            republish_grace_seconds=float(config["REPUBLISH_GRACE_SECONDS"]),
-            build_timeout_seconds=float(config["BUILD_TIMEOUT_SECONDS"]),
-            enforcement=config["RESOURCE_ENFORCEMENT"],
+            lease_seconds=settings.job_lease_seconds,
+            lost_worker_retries=settings.lost_worker_retries,
+            interval_seconds=settings.reconcile_interval_seconds,
+            republish_grace_seconds=settings.republish_grace_seconds,
+            build_timeout_seconds=settings.build_timeout_seconds,
+            enforcement=settings.resource_enforcement,
         )
 
 

@@ -5,17 +5,17 @@ from __future__ import annotations
 
 import logging
 import time
-from pathlib import Path
 from typing import Any
 
 from celery.signals import worker_init, worker_process_init, worker_ready, worker_shutdown
 
-from api.database import schema_is_current
-from api.dispatch import function_queue
-from api.extensions import db
+from compute.server.database import schema_is_current
+from compute.server.dispatch import function_queue
+from compute.server.extensions import db
+from compute.server.settings import Settings
 
 from .build import InstallerOptions
-from .celery_app import app, flask_app
+from .celery_app import app, service
 from .execution.host_enforcement import describe_enforcement
 from .execution.job_user import build_identities, describe_job_identities, job_identities
 from .execution.network import apply_network_policy, services_of
@@ -44,28 +44,29 @@ def on_worker_init(**_: Any) -> None:
 
 @worker_ready.connect
 def on_worker_ready(sender: Any = None, **_: Any) -> None:
-    mode = flask_app.config.get("RESOURCE_ENFORCEMENT", "auto")
+    settings = Settings.of(service())
+    mode = settings.resource_enforcement
     for limit, mechanism in describe_enforcement(mode).items():
         logger.info("limit %s enforced by: %s", limit, mechanism)
-    logger.info("jobs run as: %s", _describe_job_identities(flask_app.config))
+    logger.info("jobs run as: %s", _describe_job_identities(settings))
     logger.info("job file system: %s", describe_sandbox())
-    _apply_network_policy(flask_app.config)
+    _apply_network_policy(settings)
     wait_for_schema()
-    with flask_app.app_context():
+    with service().app_context():
         function_ids = active_function_ids()
     consumer = sender  # the worker's Consumer
     for function_id in function_ids:
         consumer.add_task_queue(function_queue(function_id))
     logger.info("consuming the queues of %d functions with outstanding jobs", len(function_ids))
-    settings = ReconcilerSettings.from_config(flask_app.config)
-    reconciler = Reconciler(flask_app, app, settings)
+    reconciling = ReconcilerSettings.from_settings(settings)
+    reconciler = Reconciler(service(), app, reconciling)
     reconciler.start()
     _reconcilers.append(reconciler)
     logger.info(
         "reconciler started: every %g s; leases of %g s; %d lost-worker retries",
-        settings.interval_seconds,
-        settings.lease_seconds,
-        settings.lost_worker_retries,
+        reconciling.interval_seconds,
+        reconciling.lease_seconds,
+        reconciling.lost_worker_retries,
     )
 
 
@@ -79,7 +80,7 @@ def on_worker_shutdown(**_: Any) -> None:
 def on_pool_process_start(**_: Any) -> None:
     # A pool process forked after the main process has used the database (a replaced
     # child, say) inherits its pooled connections: never share them, open its own.
-    with flask_app.app_context():
+    with service().app_context():
         db.engine.dispose(close=False)
 
 
@@ -89,7 +90,7 @@ def wait_for_schema() -> None:
     reminded: float | None = None
     while True:
         try:
-            if schema_is_current(flask_app):
+            if schema_is_current(service()):
                 return
             problem = "the database schema is behind this release"
         except Exception as error:  # noqa: BLE001 - unreachable, not yet created: keep waiting
@@ -103,25 +104,25 @@ def wait_for_schema() -> None:
         time.sleep(SCHEMA_POLL_SECONDS)
 
 
-def _describe_job_identities(config: Any) -> str:
-    work_dir = Path(config["WORK_DIR"])
+def _describe_job_identities(settings: Settings) -> str:
+    work_dir = settings.work_dir
     try:
-        identities = job_identities(config)
+        identities = job_identities(settings)
     except ValueError as error:
         return describe_job_identities(str(error), work_dir)
     return describe_job_identities(identities, work_dir, job_scratch_root(work_dir))
 
 
-def _apply_network_policy(config: Any) -> None:
+def _apply_network_policy(settings: Settings) -> None:
     """Refuse job uids the host's own and link-local addresses (see `network.py`), and
     build uids the same but for every index, find-links host and proxy their installer
     uses, which may listen on this host (`InstallerOptions.network_urls`)."""
     policy = apply_network_policy(
-        int(config["JOB_UID_BASE"]), int(config["JOB_UID_COUNT"]), config.get("JOB_NETWORK")
+        settings.job_uid_base, settings.job_uid_count, settings.job_network
     )
     (logger.info if policy.enforced else logger.warning)("%s", policy.description)
-    builds = build_identities(config)
-    needed = InstallerOptions.from_config(config).network_urls()
+    builds = build_identities(settings)
+    needed = InstallerOptions.from_settings(settings).network_urls()
     policy = apply_network_policy(
         builds.first_uid, builds.count, "outbound", services_of(needed), who="build"
     )

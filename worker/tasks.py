@@ -11,7 +11,7 @@ from typing import Any
 
 from celery import Task
 
-from api.dispatch import BUILD_TASK, RUN_TASK
+from compute.server.dispatch import BUILD_TASK, RUN_TASK
 
 from .build_step import run_build
 from .celery_app import app

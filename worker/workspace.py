@@ -14,7 +14,8 @@ from pathlib import Path
 
 from flask import current_app
 
-from api.models import Function
+from compute.server.models import Function
+from compute.server.settings import current_settings
 
 from .build import BuildSettings, build_function
 
@@ -30,8 +31,8 @@ def prepare_function(function: Function) -> tuple[Path, Path]:
     key = (function.id, function.bundle_sha256 or "")
     if key in _prepared and _prepared[key][1].is_dir():
         return _prepared[key]
-    config = current_app.config
-    bundles_root = Path(config["WORK_DIR"]) / "bundles"
+    settings = current_settings()
+    bundles_root = settings.work_dir / "bundles"
     bundles_root.mkdir(parents=True, exist_ok=True)
     # The worker's alone: each job and executor runs from a copy of its own, so no job
     # can read another function's code here.
@@ -42,7 +43,7 @@ def prepare_function(function: Function) -> tuple[Path, Path]:
         raise PreparationError("the function's bundle is missing from the blob store")
     staging = bundles_root / f".{final_dir.name}-{uuid.uuid4().hex}"
     result = build_function(
-        bundle, function.image, BuildSettings.from_config(config), unpack_to=staging
+        bundle, function.image, BuildSettings.from_settings(settings), unpack_to=staging
     )
     if not result.ok or result.env_python is None:
         shutil.rmtree(staging, ignore_errors=True)

@@ -11,10 +11,9 @@ from typing import Any
 import sqlalchemy as sa
 from strenum import StrEnum
 
+from compute.server.models import Function, Job
+from compute.server.stored_json import text_problem
 from compute.statuses import FunctionStatus, JobStatus
-
-from ..json_input import text_problem
-from ..models import Function, Job
 
 # Integer columns are compared as signed 64-bit values: a larger integer is no value any
 # row can hold, and the drivers refuse to send it (SQLite) or send it as another type.

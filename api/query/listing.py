@@ -15,8 +15,9 @@ from typing import Any
 import sqlalchemy as sa
 from werkzeug.datastructures import MultiDict
 
+from compute.server.extensions import DbSession
+
 from ..errors import BadRequest
-from ..extensions import DbSession
 from .cursor import decode_cursor, encode_cursor
 from .fields import Field, ValueTypeError
 from .filters import compile_filter, parse_filter_param

@@ -11,10 +11,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from compute.server.extensions import DbSession
+from compute.server.models import Function
 from compute.statuses import JobStatus
-
-from ..extensions import DbSession
-from ..models import Function
 
 
 def _leaf(term: Any, name: str) -> Any:

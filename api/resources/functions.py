@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import gzip
 
-import sqlalchemy as sa
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from .. import dispatch
+from compute.server import transitions
+from compute.server.blobstore import build_log_key, bundle_key, function_jobs_prefix
+from compute.server.extensions import db
+from compute.server.models import BuildState, Function
+from compute.server.transitions import set_build_state
+from worker import publishing
+
 from ..auth import authenticate_request, current_identity
-from ..blobstore import build_log_key, bundle_key, function_jobs_prefix
-from ..counters import set_build_state
 from ..errors import BadRequest, Conflict
-from ..extensions import db
-from ..models import BuildState, Function, Job, Submission
 from ..ownership import get_owned
 from ..query.fields import FUNCTION_QUERY_FIELDS
 from ..wire import function_create, function_patch, function_to_json, json_body
@@ -69,11 +70,7 @@ def patch_function(function_id: str) -> Response:
 @blueprint.delete("/functions/<function_id>")
 def delete_function(function_id: str) -> Response:
     function = get_owned(Function, function_id, for_update=True)
-    # Explicit, like the jobs: the foreign keys cascade too, but on SQLite only while
-    # its foreign_keys pragma is on.
-    db.session.execute(sa.delete(Submission).where(Submission.function_id == function.id))
-    db.session.execute(sa.delete(Job).where(Job.function_id == function.id))
-    db.session.delete(function)
+    transitions.delete_function(db.session, function)
     db.session.commit()
     # Blobs go after the rows: a crash in between leaves unreachable blobs, never rows
     # pointing at missing blobs.
@@ -110,7 +107,7 @@ def submit_bundle(function_id: str) -> Response:
         db.session.commit()
         db.session.refresh(function)
         if moved:
-            dispatch.request_build(function.id)
+            publishing.request_build(function.id)
     return jsonify(function_to_json(function))
 
 

@@ -9,15 +9,15 @@ import sqlalchemy as sa
 from flask import Blueprint, Response, current_app, jsonify
 from sqlalchemy.exc import IntegrityError
 
+from compute.server.blobstore import job_log_key, job_prefix, job_result_key
+from compute.server.extensions import db
+from compute.server.models import BuildState, Function, Job, SubmissionKind
+from compute.server.transitions import delete_job, insert_jobs, reset_for_rerun
 from compute.statuses import JobStatus
+from worker import publishing
 
-from .. import dispatch
 from ..auth import authenticate_request, current_identity
-from ..blobstore import job_log_key, job_prefix, job_result_key
 from ..errors import Conflict, NotFound
-from ..extensions import db
-from ..jobstore import delete_job, insert_jobs, reset_for_rerun
-from ..models import BuildState, Function, Job, SubmissionKind
 from ..ownership import get_owned, owner_scope
 from ..query.fields import JOB_QUERY_FIELDS
 from ..query.totals import job_total_from_counters
@@ -61,7 +61,7 @@ def announce(function: Function, job_ids: list[str]) -> None:
     since its build may not consume its queue yet: ask them to.
     """
     was_idle = function.pending_count + function.running_count <= len(job_ids)
-    dispatch.jobs_submitted(
+    publishing.jobs_submitted(
         function.id, job_ids, function.build_state == BuildState.BUILT, wake_consumers=was_idle
     )
 

@@ -7,8 +7,9 @@ from typing import Any
 
 from flask import Response, current_app, jsonify, request
 
+from compute.server.extensions import db
+
 from ..auth import current_identity
-from ..extensions import db
 from ..ownership import owner_scope
 from ..query.fields import Field
 from ..query.listing import CountHint, parse_list_query, run_list_query

@@ -14,10 +14,11 @@ import time
 from flask import Blueprint, Response, current_app, request, url_for
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from ..blobstore import CHUNK_SIZE, BlobStore, BlobTooLarge, bundle_key
+from compute.server.blobstore import CHUNK_SIZE, BlobStore, BlobTooLarge, bundle_key
+from compute.server.extensions import db
+from compute.server.models import BuildState, Function
+
 from ..errors import ApiError, Conflict, NotFound
-from ..extensions import db
-from ..models import BuildState, Function
 
 blueprint = Blueprint("uploads", __name__)
 

@@ -1,8 +1,8 @@
 """Helpers for the API behaviour tests: bundles, builds and job outcomes set as a worker would.
 
-Job execution happens in the worker; these tests move rows the way it does, so the API's
-reads (statuses, counts, filters, rerun) can be checked without running any code: one
-transaction updates the job rows and records the per-status count deltas.
+Job execution happens in the worker; these tests move jobs through the transitions it
+uses (`tests/job_moves.py`), so the API's reads (statuses, counts, filters, rerun) can be
+checked without running any code.
 """
 
 from __future__ import annotations
@@ -11,17 +11,16 @@ import hashlib
 import io
 import json
 import zipfile
-from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
 import sqlalchemy as sa
 
-from api.counters import record_job_changes, set_build_state
-from api.extensions import db
-from api.models import BuildState, Function, Job
-from compute.statuses import JobStatus
+from compute.server.extensions import db
+from compute.server.models import BuildState, Function
+from compute.server.transitions import set_build_state
 from tests.conftest import ApiClient, ApiServer
+from tests.job_moves import move_job
 
 
 def bundle_bytes(source: str = "def main():\n    return 1\n") -> bytes:
@@ -92,27 +91,11 @@ def set_job_status(
     status: str,
     runtime: float | None = None,
 ) -> None:
-    """Move jobs to `status` and record the count deltas in the same transaction."""
-    ids = list(job_ids)
-    final = status in {s.value for s in JobStatus.final()}
+    """Move jobs to `status` as a worker would: claimed, then finished."""
     with api_server.app.app_context():
-        rows = db.session.execute(
-            sa.select(Job.function_id, Job.status).where(Job.id.in_(ids)).with_for_update()
-        ).all()
-        deltas: dict[str, Counter[str]] = {}
-        for function_id, old in rows:
-            counter = deltas.setdefault(function_id, Counter())
-            counter[old] -= 1
-            counter[status] += 1
-        db.session.execute(
-            sa.update(Job)
-            .where(Job.id.in_(ids))
-            .values(status=status, runtime=runtime if final else None)
-            .execution_options(synchronize_session=False)
-        )
-        for function_id, counter in deltas.items():
-            record_job_changes(db.session, function_id, counter)
-        db.session.commit()
+        for job_id in job_ids:
+            move_job(db.session, job_id, status, runtime=runtime)
+        db.session.remove()
 
 
 TABLES = ("users", "functions", "jobs")

@@ -16,7 +16,7 @@ from urllib.parse import urlparse
 
 import sqlalchemy as sa
 
-from api.extensions import db
+from compute.server.extensions import db
 from tests.conftest import ApiServer
 
 # Written by the migration tool, never by a request.

@@ -14,13 +14,12 @@ import pytest
 import sqlalchemy as sa
 
 from api.auth import get_or_create_user, issue_token
-from api.extensions import db
-from api.models import BuildState, User
+from compute.server.extensions import db
+from compute.server.models import User
 from compute.statuses import JobStatus
 from tests.api.helpers import (
     create_with_upload,
     put_bundle,
-    set_build,
     set_job_status,
     submit,
 )
@@ -32,7 +31,7 @@ if TYPE_CHECKING:
 
 @pytest.fixture
 def victim(api_server: ApiServer, make_user: Any) -> dict[str, Any]:
-    """A user with a bundle uploaded but not posted, pending and failed jobs, a result."""
+    """A user with a built function, pending and failed jobs, a result."""
     owner: TestUser = make_user()
     function, url = create_with_upload(owner.api)
     assert put_bundle(url).status_code == 200
@@ -41,6 +40,7 @@ def victim(api_server: ApiServer, make_user: Any) -> dict[str, Any]:
     store = api_server.app.extensions["blobstore"]
     store.put(f"jobs/{function['id']}/{jobs[1]['id']}/result", b"secret")
     store.put(f"build-logs/{function['id']}.log", b"secret build")
+    function = owner.api.get(f"/functions/{function['id']}").json()
     return {"user": owner, "function": function, "jobs": jobs}
 
 
@@ -94,8 +94,7 @@ def test_admin_acts_on_another_users_function(
 ) -> None:
     admin = make_user(admin=True).api
     function_id = victim["function"]["id"]
-    assert admin.post(f"/functions/{function_id}/bundle").json()["status"] == "building"
-    set_build(api_server, function_id, BuildState.BUILT)
+    assert admin.post(f"/functions/{function_id}/bundle").json()["status"] == "running"
     rerun = admin.post("/jobs/rerun", json={"function_id": function_id}).json()
     assert [job["id"] for job in rerun] == [victim["jobs"][0]["id"]]
     owner = victim["user"].api

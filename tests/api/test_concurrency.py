@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 
-from api import dispatch
 from compute.statuses import JobStatus
 from tests.api.helpers import (
     built_function,
@@ -23,6 +22,7 @@ from tests.api.helpers import (
     submit,
 )
 from tests.conftest import ApiClient, ApiServer, create_function
+from worker import publishing
 
 THREADS = 8
 ROUNDS = 5
@@ -43,7 +43,7 @@ def test_repeated_bundle_posts_request_one_build(
 ) -> None:
     # No broker runs in these tests: count the doorbell's rings instead.
     builds: list[str] = []
-    monkeypatch.setattr(dispatch, "request_build", builds.append)
+    monkeypatch.setattr(publishing, "request_build", builds.append)
     for _ in range(ROUNDS):
         function, url = create_with_upload(api)
         assert put_bundle(url).status_code == 200

@@ -23,10 +23,10 @@ import requests
 import sqlalchemy as sa
 
 from api.auth import ALGORITHM, get_or_create_user, issue_token
-from api.extensions import db
-from api.ids import new_id
-from api.models import BuildState, User
 from api.resources.uploads import _signature
+from compute.server.extensions import db
+from compute.server.ids import new_id
+from compute.server.models import BuildState, User
 from compute.statuses import JobStatus
 from tests.api.helpers import (
     bundle_bytes,

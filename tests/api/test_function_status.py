@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from api.models import BuildState
+from compute.server.models import BuildState
 from compute.statuses import FunctionStatus, JobStatus
 from tests.api.helpers import (
     building_function,

@@ -7,7 +7,7 @@ from urllib.parse import parse_qs, urlencode, urlparse, urlunparse
 
 import pytest
 
-from api.models import BuildState
+from compute.server.models import BuildState
 from compute.statuses import FunctionStatus
 from tests.api.helpers import (
     building_function,

@@ -9,7 +9,6 @@ still read, listed and deleted by their owner and by an admin.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -18,9 +17,9 @@ import pytest
 import sqlalchemy as sa
 
 from api import API_PREFIX
-from api.counters import record_job_changes
-from api.extensions import db
-from api.models import UTCDateTime, utcnow
+from compute.server.extensions import db
+from compute.server.models import Function
+from compute.server.transitions import insert_jobs
 from compute.statuses import JobStatus
 from tests.api.helpers import submit
 from tests.api.snapshots import snapshot
@@ -301,30 +300,19 @@ STORED = {
 def store_job(
     api_server: ApiServer, function_id: str, owner_id: str, column: str, text: str
 ) -> str:
-    """Insert a pending job whose `column` holds the raw JSON `text`, bypassing the API."""
-    job_id = uuid.uuid4().hex
+    """Submit a pending job, then make its `column` hold the raw JSON `text`, as a row
+    stored before the input rules existed would."""
     value = "CAST(:value AS json)" if api_server.database == "postgresql" else ":value"
-    statement = sa.text(
-        "INSERT INTO jobs (id, function_id, owner_id, creation_date, enqueued_at, "
-        f"{column}, status, attempt, lost_count, has_result) VALUES (:id, :function_id, "
-        f":owner_id, :now, :now, {value}, :status, 0, 0, :false)"
-    ).bindparams(sa.bindparam("now", type_=UTCDateTime()))
     with api_server.app.app_context():
+        function = db.session.get(Function, function_id)
+        assert function is not None and function.owner_id == owner_id
+        (job,) = insert_jobs(db.session, function, [([], {})])
         db.session.execute(
-            statement,
-            {
-                "id": job_id,
-                "function_id": function_id,
-                "owner_id": owner_id,
-                "now": utcnow(),
-                "value": text,
-                "status": JobStatus.PENDING.value,
-                "false": False,
-            },
+            sa.text(f"UPDATE jobs SET {column} = {value} WHERE id = :id"),
+            {"id": job.id, "value": text},
         )
-        record_job_changes(db.session, function_id, {JobStatus.PENDING: 1})
         db.session.commit()
-    return job_id
+    return job.id
 
 
 @pytest.mark.parametrize("stored", sorted(STORED))

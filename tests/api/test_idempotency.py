@@ -17,8 +17,8 @@ import pytest
 import requests
 import sqlalchemy as sa
 
-from api.extensions import db
-from api.models import BuildState, Submission
+from compute.server.extensions import db
+from compute.server.models import BuildState, Submission
 from compute.statuses import JobStatus
 from tests.api.helpers import building_function, set_build, set_job_status
 from tests.conftest import ApiClient, ApiServer, create_function

@@ -7,7 +7,7 @@ from statistics import median
 
 import pytest
 
-from api.models import BuildState
+from compute.server.models import BuildState
 from compute.statuses import FunctionStatus, JobStatus
 from tests.api.helpers import building_function, built_function, set_build, set_job_status, submit
 from tests.api.snapshots import snapshot

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from api.json_input import MAX_STORED_DEPTH, Unreadable, _depth_exceeded, load_stored
+from compute.server.stored_json import MAX_STORED_DEPTH, Unreadable, depth_exceeded, load_stored
 
 
 def depth_of(value: Any) -> int:
@@ -38,15 +38,15 @@ def test_the_scan_agrees_with_the_parsed_depth() -> None:
         value = {"field": random_value(rng, rng.randint(0, 12))}
         text = json.dumps(value)
         for limit in (1, 2, 4, 8):
-            refused = _depth_exceeded(text, limit) is not None
+            refused = depth_exceeded(text, limit) is not None
             assert refused == (depth_of(value) > limit), (text, limit)
 
 
 @pytest.mark.parametrize("depth", [65, 1_000, 1_000_000])
 def test_the_scan_names_the_key_and_keeps_no_stack(depth: int) -> None:
     text = '{"a": "[[[[", "args": ' + "[{" * depth + "}]" * depth + "}"
-    assert _depth_exceeded(text, 64) == "args"
-    assert _depth_exceeded("[" * depth + "]" * depth, 64) == ""
+    assert depth_exceeded(text, 64) == "args"
+    assert depth_exceeded("[" * depth + "]" * depth, 64) == ""
 
 
 @pytest.mark.parametrize(

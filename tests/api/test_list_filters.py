@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from api.models import BuildState
+from compute.server.models import BuildState
 from compute.statuses import JobStatus
 from tests.api.helpers import building_function, set_build, set_job_status, submit
 from tests.conftest import ApiClient, ApiServer, create_function

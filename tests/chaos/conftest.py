@@ -25,7 +25,7 @@ import sqlalchemy as sa
 
 from api import API_PREFIX, create_app, upgrade_database
 from api.auth import get_or_create_user, issue_token
-from api.extensions import db
+from compute.server.extensions import db
 from tests.capabilities import missing_capability
 from tests.conftest import _postgres_database
 from tests.worker.conftest import (

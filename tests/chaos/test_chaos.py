@@ -29,7 +29,7 @@ import compute
 from compute import Function
 from tests.chaos import jobs
 from tests.chaos.conftest import WORKER_PROCESSES, ChaosStack
-from worker.claims import owner_pid
+from worker.lease_owners import owner_pid
 
 RUN_LIMIT_SECONDS = 1200
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(RUN_LIMIT_SECONDS + 300)]

@@ -11,9 +11,9 @@ from compute import JobStatus
 
 def mark_built(api_server: Any, function_id: str) -> None:
     """Mark a function's build as finished successfully."""
-    from api.counters import set_build_state
-    from api.extensions import db
-    from api.models import BuildState
+    from compute.server.extensions import db
+    from compute.server.models import BuildState
+    from compute.server.transitions import set_build_state
 
     with api_server.app.app_context():
         set_build_state(db.session, function_id, BuildState.BUILT)
@@ -32,21 +32,12 @@ def finish_job(
 ) -> None:
     """Move a pending job to a final status, storing its result, reason and log lines
     (`raw_log`, when given, is stored as the log as it is)."""
-    import sqlalchemy as sa
-
-    from api.blobstore import job_log_key, job_result_key
-    from api.counters import record_job_changes
-    from api.extensions import db
-    from api.models import Job
+    from compute.server.blobstore import job_log_key, job_result_key
+    from compute.server.extensions import db
+    from tests.job_moves import move_job
 
     with api_server.app.app_context():
-        db.session.execute(
-            sa.update(Job)
-            .where(Job.id == job.id)
-            .values(status=status.value, runtime=runtime, has_result=bool(result), error=error)
-        )
-        record_job_changes(db.session, job.function_id, {JobStatus.PENDING: -1, status: 1})
-        db.session.commit()
+        move_job(db.session, job.id, status, runtime, error, has_result=bool(result))
         store = api_server.app.extensions["blobstore"]
         if result:
             store.put(job_result_key(job.function_id, job.id), result)

@@ -41,9 +41,9 @@ def make_function(**fields) -> Function:
 
 def fail_build(api_server, function_id: str) -> None:
     """Fault injection: mark the build failed, as a worker would."""
-    from api.counters import set_build_state
-    from api.extensions import db
-    from api.models import BuildState
+    from compute.server.extensions import db
+    from compute.server.models import BuildState
+    from compute.server.transitions import set_build_state
 
     with api_server.app.app_context():
         set_build_state(db.session, function_id, BuildState.BUILD_FAILED)
@@ -51,7 +51,7 @@ def fail_build(api_server, function_id: str) -> None:
 
 
 def stored_bundle(api_server, function_id: str) -> zipfile.ZipFile:
-    from api.blobstore import bundle_key
+    from compute.server.blobstore import bundle_key
 
     with api_server.app.app_context():
         data = api_server.app.extensions["blobstore"].get(bundle_key(function_id))

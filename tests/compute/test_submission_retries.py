@@ -104,8 +104,8 @@ def double(x: int) -> int:
 
 def submissions(api_server: Any, function_id: str) -> list[tuple[str, str, list[str]]]:
     """(kind, key, job ids) of the function's stored submissions."""
-    from api.extensions import db
-    from api.models import Submission
+    from compute.server.extensions import db
+    from compute.server.models import Submission
 
     with api_server.app.app_context():
         rows = db.session.execute(

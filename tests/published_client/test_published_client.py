@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from api.blobstore import build_log_key, bundle_key, job_log_key, job_result_key
-from api.models import BuildState
+from compute.server.blobstore import build_log_key, bundle_key, job_log_key, job_result_key
+from compute.server.models import BuildState
 from tests.api.helpers import (
     building_function,
     built_function,

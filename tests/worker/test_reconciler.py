@@ -17,15 +17,15 @@ import redis
 import sqlalchemy as sa
 
 from api.auth import get_or_create_user
-from api.dispatch import function_queue, publisher, publishing_key
-from api.extensions import db
-from api.jobstore import insert_jobs
-from api.models import BuildState, Function, Job, utcnow
+from compute.server.dispatch import function_queue, publishing_key
+from compute.server.extensions import db
+from compute.server.models import BuildState, Function, Job, utcnow
+from compute.server.transitions import LostAttempt, claim_job, insert_jobs, recover_lost_attempt
 from compute.statuses import JobStatus
 from tests.conftest import ApiServer, running_api
 from tests.redis_databases import claimed_redis_url
 from worker.broker_scan import job_id_of
-from worker.claims import LostAttempt, claim_job, recover_lost_attempt
+from worker.publishing import publisher
 from worker.reconciler import LOCK_KEY, Reconciler, ReconcilerSettings, SweepReport
 
 LEASE_SECONDS = 1.0

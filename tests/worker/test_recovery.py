@@ -15,16 +15,16 @@ from typing import Any
 import psutil
 import sqlalchemy as sa
 
-from api.extensions import db
-from api.jobstore import insert_jobs
-from api.models import Function as FunctionRow
-from api.models import Job
 from compute import Function
+from compute.server.extensions import db
+from compute.server.models import Function as FunctionRow
+from compute.server.models import Job
+from compute.server.transitions import Claim, claim_job, insert_jobs
 from tests.conftest import ApiClient
 from tests.worker import functions
 from tests.worker.conftest import JOB_LEASE_SECONDS, ExecutionStack
 from tests.worker.support import job_log, wait_for_job, wait_until
-from worker.claims import Claim, claim_job, owner_pid
+from worker.lease_owners import owner_pid
 
 # Recovery of a lease that ran out: its expiry, a sweep, and the run itself.
 RECOVERY_SECONDS = JOB_LEASE_SECONDS + 30

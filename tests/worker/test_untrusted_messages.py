@@ -26,16 +26,17 @@ import requests
 import sqlalchemy as sa
 from celery import Celery
 
-from api.dispatch import BUILD_QUEUE, BUILD_TASK, RUN_TASK, function_queue, publisher
-from api.extensions import db
-from api.models import Function, Job
 from compute import Function as SdkFunction
 from compute import JobStatus
 from compute._bundle import build_bundle
+from compute.server.dispatch import BUILD_QUEUE, BUILD_TASK, RUN_TASK, function_queue
+from compute.server.extensions import db
+from compute.server.models import Function, Job
 from tests.conftest import ApiClient
 from tests.worker import functions
 from tests.worker.conftest import ExecutionStack
 from tests.worker.support import wait_for_job, wait_until
+from worker.publishing import publisher
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 REFUSED_PICKLE = "Refusing to deserialize untrusted content of type pickle"

@@ -11,12 +11,12 @@ from __future__ import annotations
 import functools
 import shutil
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-from api.redaction import Redactor
+from compute.server.redaction import Redactor
 
 from ..execution.job_user import job_identities
 from .bundle import BundleLimits, UnpackedBundle, unpack_bundle
@@ -26,6 +26,9 @@ from .images import InterpreterRegistry
 from .installer import InstallerOptions
 from .report import BuildReport
 from .requirements import MAX_REQUIREMENTS_BYTES, parse_requirements
+
+if TYPE_CHECKING:
+    from compute.server.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -52,17 +55,14 @@ class BuildSettings:
     work_dir: Path | None = None
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> BuildSettings:
-        """Settings from the service configuration (`WORK_DIR`, `WHEELHOUSE`, ...)."""
-        work_dir = Path(config["WORK_DIR"])
-        interpreters = config.get("PYTHON_INTERPRETERS") or ()
-        if isinstance(interpreters, str):
-            interpreters = [path for path in interpreters.split(",") if path.strip()]
-        user = job_identities(config).representative()
+    def from_settings(cls, settings: Settings) -> BuildSettings:
+        """Build settings of the service's (`WORK_DIR`, `PYTHON_INTERPRETERS`, ...)."""
+        work_dir = settings.work_dir
+        user = job_identities(settings).representative()
         return cls(
             env_root=work_dir / "envs",
-            installer=InstallerOptions.from_config(config),
-            interpreters=tuple(str(path).strip() for path in interpreters),
+            installer=InstallerOptions.from_settings(settings),
+            interpreters=settings.python_interpreters,
             scratch_root=work_dir / "scratch",
             runs_as=(user.uid, user.gid) if user.switches else None,
             work_dir=work_dir,

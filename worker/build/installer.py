@@ -21,9 +21,9 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal
 
-from api.redaction import Redactor, secret_values
+from compute.server.redaction import Redactor, secret_values
 
 from ..execution.job_user import JobIdentities, JobUser, build_identities, job_identities
 from ..execution.runtime import reachable_copy
@@ -31,6 +31,9 @@ from ..execution.sandbox import JobSandbox
 from .errors import EnvironmentBuildError
 from .operator_files import closed_to_others, readable_copies
 from .sources import InstallerName, PackageSources, package_sources
+
+if TYPE_CHECKING:
+    from compute.server.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -74,25 +77,22 @@ class InstallerOptions:
     builds_as: JobIdentities | None = None
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> InstallerOptions:
-        """Options from the service configuration (`PACKAGE_INDEX_URL`,
-        `EXTRA_INDEX_URLS`, `WHEELHOUSE`, `INSTALLER_ENVIRONMENT`, ...).
+    def from_settings(cls, settings: Settings) -> InstallerOptions:
+        """Options of the service's settings (`PACKAGE_INDEX_URL`, `EXTRA_INDEX_URLS`,
+        `WHEELHOUSE`, `INSTALLER_ENVIRONMENT`, ...).
 
         Raises:
             ValueError: the job uid range is invalid (see `job_identities`).
         """
-        wheelhouse = config.get("WHEELHOUSE")
-        extra = config.get("EXTRA_INDEX_URLS") or ()
-        if isinstance(extra, str):
-            extra = extra.replace(",", " ").split()
+        jobs = job_identities(settings)
         return cls(
-            index_url=config.get("PACKAGE_INDEX_URL") or None,
-            extra_index_urls=tuple(str(url) for url in extra),
-            wheelhouse=Path(wheelhouse) if wheelhouse else None,
-            timeout_seconds=float(config.get("BUILD_TIMEOUT_SECONDS") or 900),
-            only_binary=bool(config.get("ONLY_BINARY_PACKAGES", False)),
-            environment=dict(config.get("INSTALLER_ENVIRONMENT") or {}),
-            builds_as=build_identities(config) if job_identities(config).switches else None,
+            index_url=settings.package_index_url,
+            extra_index_urls=settings.extra_index_urls,
+            wheelhouse=Path(settings.wheelhouse) if settings.wheelhouse else None,
+            timeout_seconds=settings.build_timeout_seconds,
+            only_binary=settings.only_binary_packages,
+            environment=settings.installer_environment,
+            builds_as=build_identities(settings) if jobs.switches else None,
         )
 
     def sources(self) -> PackageSources:

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import unquote, urlsplit
 
-from api.config import PROXY_VARIABLES
+from compute.server.settings import PROXY_VARIABLES
 
 InstallerName = Literal["uv", "pip"]
 

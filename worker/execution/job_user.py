@@ -24,10 +24,13 @@ import os
 import pwd
 import signal
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from compute.server.settings import Settings
 
 DEFAULT_FIRST_UID = 200_000
 DEFAULT_UID_COUNT = 1000
@@ -241,23 +244,23 @@ def resolve_job_identities(
     return JobIdentities(first, size, switches=True, lock_dir=lock_dir)
 
 
-def job_identities(config: Mapping[str, Any]) -> JobIdentities:
-    """The job uids of the service configuration (`JOB_UID_BASE`, `JOB_UID_COUNT`).
+def job_identities(settings: Settings) -> JobIdentities:
+    """The job uids of the service's settings (`JOB_UID_BASE`, `JOB_UID_COUNT`).
 
     Raises:
         ValueError: see `resolve_job_identities`.
     """
-    return resolve_job_identities(config.get("JOB_UID_BASE"), config.get("JOB_UID_COUNT"))
+    return resolve_job_identities(settings.job_uid_base, settings.job_uid_count)
 
 
-def build_identities(config: Mapping[str, Any]) -> JobIdentities:
+def build_identities(settings: Settings) -> JobIdentities:
     """The uids builds run as: the `BUILD_UID_COUNT` after the job range.
 
     An sdist's build backend is code the function's owner chose, so it runs unprivileged,
     one uid per build; outside the job range, so the job network policy leaves it the
     operator's package index, which may listen on this host.
     """
-    jobs = job_identities(config)
+    jobs = job_identities(settings)
     return resolve_job_identities(jobs.first_uid + jobs.count, BUILD_UID_COUNT)
 
 

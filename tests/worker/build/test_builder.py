@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from compute.server.settings import Settings
 from worker.build import BuildSettings, InstallerOptions, build_function
 from worker.build.builder import interpreter_registry
 
@@ -100,14 +101,16 @@ def test_requirements_that_are_not_text(settings: BuildSettings) -> None:
 
 
 def test_settings_from_service_config(tmp_path: Path) -> None:
-    settings = BuildSettings.from_config(
-        {
-            "WORK_DIR": str(tmp_path),
-            "WHEELHOUSE": str(tmp_path / "wheels"),
-            "PACKAGE_INDEX_URL": None,
-            "BUILD_TIMEOUT_SECONDS": 60,
-            "PYTHON_INTERPRETERS": "/opt/python3.12/bin/python3.12, ",
-        }
+    settings = BuildSettings.from_settings(
+        Settings.from_mapping(
+            {
+                "WORK_DIR": str(tmp_path),
+                "WHEELHOUSE": str(tmp_path / "wheels"),
+                "PACKAGE_INDEX_URL": None,
+                "BUILD_TIMEOUT_SECONDS": 60,
+                "PYTHON_INTERPRETERS": "/opt/python3.12/bin/python3.12, ",
+            }
+        )
     )
     assert settings.env_root == tmp_path / "envs"
     assert settings.installer.source_arguments() == [

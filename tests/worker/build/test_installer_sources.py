@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from api.config import installer_environment
+from compute.server.settings import Settings, installer_environment
 from worker.build import InstallerOptions
 from worker.build.sources import operator_uv_config, package_sources
 
@@ -207,18 +207,22 @@ def test_index_credentials_of_the_environment_are_secrets() -> None:
 
 
 def test_options_from_the_service_configuration() -> None:
-    options = InstallerOptions.from_config(
-        {
-            "JOB_UID_BASE": 200_000,
-            "JOB_UID_COUNT": 1000,
-            "PACKAGE_INDEX_URL": "https://ours.example/simple",
-            "EXTRA_INDEX_URLS": "https://a.example/simple, https://b.example/simple",
-            "INSTALLER_ENVIRONMENT": {"HTTPS_PROXY": "http://proxy:3128"},
-        }
+    options = InstallerOptions.from_settings(
+        Settings.from_mapping(
+            {
+                "JOB_UID_BASE": 200_000,
+                "JOB_UID_COUNT": 1000,
+                "PACKAGE_INDEX_URL": "https://ours.example/simple",
+                "EXTRA_INDEX_URLS": "https://a.example/simple, https://b.example/simple",
+                "INSTALLER_ENVIRONMENT": {"HTTPS_PROXY": "http://proxy:3128"},
+            }
+        )
     )
     assert options.extra_index_urls == ("https://a.example/simple", "https://b.example/simple")
     assert options.network_urls()[-1] == "http://proxy:3128"
-    listed = InstallerOptions.from_config({"EXTRA_INDEX_URLS": ["https://c.example/simple"]})
+    listed = InstallerOptions.from_settings(
+        Settings.from_mapping({"EXTRA_INDEX_URLS": ["https://c.example/simple"]})
+    )
     assert listed.extra_index_urls == ("https://c.example/simple",)
 
 

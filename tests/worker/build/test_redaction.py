@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from api.redaction import (
+from compute.server.redaction import (
     Redactor,
     install_log_filter,
     job_output_redactor,

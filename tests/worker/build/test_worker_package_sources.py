@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from api.config import INSTALLER_PREFIXES, INSTALLER_VARIABLES
 from compute import Function, JobStatus
+from compute.server.settings import INSTALLER_PREFIXES, INSTALLER_VARIABLES
 from tests.conftest import running_api
 from tests.redis_databases import claimed_redis_url
 from tests.worker import functions

@@ -8,7 +8,7 @@ from typing import Any, cast
 import sqlalchemy as sa
 from flask import Flask
 
-from .json_input import load_stored
+from .stored_json import load_stored
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 

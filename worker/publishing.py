@@ -1,8 +1,9 @@
 """Publishing work to the workers: the broker is a doorbell, the database the truth.
 
 Callers commit the rows first and ring afterwards, so a lost message never loses work:
-the row is still there to be found again. Task and queue names live here, shared with
-the worker.
+the row is still there to be found again. The API rings for new jobs and builds; the
+workers ring again for what a build released or the reconciler found unpublished. The
+names rung under are `compute.server.dispatch`'s.
 """
 
 from __future__ import annotations
@@ -15,29 +16,24 @@ from functools import cache
 
 import redis
 from celery import Celery
-from flask import current_app
+
+from compute.server.dispatch import (
+    BUILD_QUEUE,
+    BUILD_TASK,
+    PUBLISHING_KEY_SECONDS,
+    RUN_TASK,
+    function_queue,
+    publishing_key,
+)
+from compute.server.settings import current_settings
 
 logger = logging.getLogger(__name__)
 
-BUILD_TASK = "compute.build_function"
-RUN_TASK = "compute.run_job"
-BUILD_QUEUE = "compute.builds"
-FUNCTION_QUEUE_PREFIX = "compute.function."
 INLINE_PUBLISH_LIMIT = 100
-# While a background publish of a function's jobs is under way this key exists, so the
-# reconciler does not re-publish what is merely not published yet. It expires on its
-# own when the publishing process dies.
-PUBLISHING_KEY_PREFIX = "compute:publishing:"
-PUBLISHING_KEY_SECONDS = 15
 PUBLISH_CHUNK = 1000
 
 # One thread keeps large submissions in submission order.
 _background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="compute-publish")
-
-
-def function_queue(function_id: str) -> str:
-    """Each function's jobs wait on their own queue."""
-    return FUNCTION_QUEUE_PREFIX + function_id
 
 
 @cache
@@ -51,7 +47,7 @@ def publisher(broker_url: str) -> Celery:
 
 
 def _publisher() -> Celery | None:
-    url = current_app.config.get("REDIS_URL")
+    url = current_settings().redis_url
     return publisher(url) if url else None
 
 
@@ -62,10 +58,6 @@ def request_build(function_id: str) -> None:
         logger.info("no broker configured; build of %s waits for one", function_id)
         return
     app.send_task(BUILD_TASK, args=[function_id], queue=BUILD_QUEUE)
-
-
-def publishing_key(function_id: str) -> str:
-    return PUBLISHING_KEY_PREFIX + function_id
 
 
 @cache

@@ -6,7 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from api.config import ROOT_DATA_DIR, ROOT_WORK_CACHE, default_data_dir, default_work_dir
+from compute.server.settings import (
+    ROOT_DATA_DIR,
+    ROOT_WORK_CACHE,
+    default_data_dir,
+    default_work_dir,
+)
 from tests.capabilities import ROOT, requires
 from tests.unprivileged import as_a_user
 

@@ -126,7 +126,7 @@ class Job(Model):
     start_date: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     end_date: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     has_result: Mapped[bool] = mapped_column(sa.Boolean, default=False)
-    # Which worker process holds the running attempt, and until when (see worker/claims.py).
+    # Which worker process holds the running attempt, and until when (see transitions/attempts.py).
     lease_owner: Mapped[str | None] = mapped_column(sa.String(100), nullable=True)
     lease_expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     # Attempts that ended because their worker was lost, not because of the user's code:

@@ -14,10 +14,10 @@ import sqlalchemy as sa
 
 from compute.statuses import JobStatus
 
-from .counters import record_job_changes
-from .extensions import DbSession
-from .ids import new_ids
-from .models import Function, Job, UTCDateTime, utcnow
+from ..extensions import DbSession
+from ..ids import new_ids
+from ..models import Function, Job, Submission, UTCDateTime, utcnow
+from .counts import record_job_changes
 
 INSERT_COLUMNS = (
     "id, function_id, owner_id, creation_date, enqueued_at, args, kwargs, status, attempt, "
@@ -156,3 +156,14 @@ def fail_pending_jobs(session: DbSession, function_id: str, reason: str) -> int:
             session, function_id, {JobStatus.PENDING: -len(ids), JobStatus.FAILURE: len(ids)}
         )
     return len(ids)
+
+
+def delete_function(session: DbSession, function: Function) -> None:
+    """Delete a function with its jobs and its submission keys.
+
+    The jobs go explicitly: the foreign keys cascade too, but on SQLite only while its
+    foreign_keys pragma is on. No counter is kept for a function that is gone.
+    """
+    session.execute(sa.delete(Submission).where(Submission.function_id == function.id))
+    session.execute(sa.delete(Job).where(Job.function_id == function.id))
+    session.delete(function)

@@ -21,7 +21,7 @@ config = context.config
 if config.config_file_name is not None:
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 logger = logging.getLogger("alembic.env")
-applied_logger = logging.getLogger("api.migrations")
+applied_logger = logging.getLogger("compute.server.migrations")
 
 
 def get_engine() -> sa.Engine:

@@ -12,32 +12,15 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-import os
-import socket
 from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from api.counters import record_job_changes, status_update_values
-from api.extensions import DbSession, matched_rows
-from api.models import BuildState, Function, Job, utcnow
 from compute.statuses import JobStatus
 
-
-def worker_identity() -> str:
-    """This worker process as a lease owner: `host:pid`."""
-    return f"{local_owner_prefix()}{os.getpid()}"
-
-
-def local_owner_prefix() -> str:
-    """What the lease owners of every worker process of this host start with."""
-    return f"{socket.gethostname()}:"
-
-
-def owner_pid(lease_owner: str) -> int | None:
-    """The process id a lease owner names, if it names one."""
-    pid = lease_owner.rpartition(":")[2]
-    return int(pid) if pid.isdigit() else None
+from ..extensions import DbSession, matched_rows
+from ..models import BuildState, Function, Job, utcnow
+from .counts import record_job_changes, status_update_values
 
 
 class ClaimRefusal(enum.Enum):

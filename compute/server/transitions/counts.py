@@ -14,8 +14,8 @@ import sqlalchemy as sa
 
 from compute.statuses import FunctionStatus, JobStatus
 
-from .extensions import DbSession, matched_rows
-from .models import BuildState, Function
+from ..extensions import DbSession, matched_rows
+from ..models import BuildState, Function
 
 
 def count_column(status: str) -> sa.orm.InstrumentedAttribute[int]:
