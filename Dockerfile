@@ -15,7 +15,7 @@ COPY worker worker
 RUN apt-get update \
     && apt-get install -y --no-install-recommends nftables \
     && rm -rf /var/lib/apt/lists/*
-RUN pip install . \
+RUN pip install ".[server]" \
     && useradd --create-home --uid 1000 compute \
     && mkdir -p /data/blobs \
     && chown -R compute /data

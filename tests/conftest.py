@@ -21,8 +21,8 @@ import requests
 from werkzeug.serving import make_server
 
 from api import API_PREFIX, create_app, upgrade_database
-from api.auth import get_or_create_user, issue_token
 from compute.server.extensions import db
+from compute.server.tokens import get_or_create_user, issue_token
 
 # What a test needs of the machine, and no skip under CI (see tests/capabilities.py).
 pytest_plugins = ["tests.capabilities"]

@@ -183,3 +183,9 @@ def test_the_compose_worker_contains_jobs_as_compute_up_does(compose: dict) -> N
 def test_the_image_installs_what_the_network_policy_needs() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert "nftables" in dockerfile
+
+
+def test_the_image_installs_the_service() -> None:
+    # `pip install .` alone is the SDK: no gunicorn, Celery or database driver to run.
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert 'pip install ".[server]"' in dockerfile

@@ -25,8 +25,8 @@ import pytest
 
 from tests.capabilities import ROOT, requires
 from tests.cli.conftest import ISOLATED_VARIABLES, free_port, survivors
+from tests.project_copy import PROJECT, copy_of_the_project
 
-PROJECT = Path(__file__).resolve().parents[1]
 README = PROJECT / "README.md"
 INSTALL_TIMEOUT_SECONDS = 900
 READY_TIMEOUT_SECONDS = 120
@@ -44,21 +44,6 @@ def readme_block(heading: str, language: str) -> str:
 
 def readme_commands(heading: str) -> list[str]:
     return [line for line in readme_block(heading, "sh").splitlines() if line.strip()]
-
-
-def copy_of_the_project(destination: Path) -> None:
-    """The project's files as a clone has them (tracked and new, not ignored)."""
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=PROJECT,
-        capture_output=True,
-        check=True,
-    ).stdout.split(b"\0")
-    for name in filter(None, (os.fsdecode(entry) for entry in listed)):
-        source = PROJECT / name
-        if source.is_file():
-            (destination / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, destination / name)
 
 
 def newcomer_environment(home: Path, venv: Path) -> dict[str, str]:
@@ -98,7 +83,7 @@ def test_the_readme_first_example_prints_9(closed_home: Path) -> None:
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     env = newcomer_environment(closed_home, venv)
     install, up = readme_commands("Set-up: two commands")[0].split(" && ")
-    assert install == "pip install -e ." and up == "compute up"
+    assert install == 'pip install -e ".[server]"' and up == "compute up"
     port = free_port()
     subprocess.run(
         shlex.split(install), cwd=clone, env=env, check=True, timeout=INSTALL_TIMEOUT_SECONDS

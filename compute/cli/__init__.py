@@ -1,13 +1,17 @@
-"""The `compute` command line: run the service on one machine and administer it.
+"""The `compute` command line: use a compute service, or run one on this machine.
 
 Each command group lives in its own module and is registered on :func:`main` here::
 
-    compute up                      run API, worker and broker together
-    compute token create            issue a token for a user
-    compute db upgrade              apply the database migrations
     compute login                   save a service URL and token for the SDK
     compute functions list          list your functions
     compute jobs list               list your jobs
+    compute up                      run API, worker and broker together
+    compute token create            issue a token for a user
+    compute db upgrade              apply the database migrations
+
+The first three are the client: they need the SDK alone. The others run or administer
+the service and need the `server` extra, which they import only when they run (see
+`server_extra`), so that `compute --help` and the client work without it.
 """
 
 from __future__ import annotations

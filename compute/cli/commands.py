@@ -32,7 +32,7 @@ def default_concurrency() -> int:
 
 def worker_queues() -> list[str]:
     """The queues a worker consumes."""
-    from api.dispatch import BUILD_QUEUE
+    from compute.server.dispatch import BUILD_QUEUE
 
     return [BUILD_QUEUE]
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from .service import data_dir_option, migrated_app, resolve_data_dir
+from .server_extra import server_imports
+from .service import data_dir_option, resolve_data_dir
 
 
 @click.group()
@@ -18,6 +19,9 @@ def db() -> None:
 @data_dir_option
 def upgrade(data_dir: Path | None) -> None:
     """Apply every pending migration to the configured database."""
+    with server_imports("compute db upgrade"):
+        from .service_app import migrated_app
+
     with migrated_app(resolve_data_dir(data_dir)):
         pass
     click.echo("Database is up to date.", err=True)

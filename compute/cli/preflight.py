@@ -7,24 +7,25 @@ change, than to start a service that only looks healthy.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from compute.server.settings import Settings
 
 
-def problems_running_jobs(config: Mapping[str, Any]) -> list[str]:
-    """Why this machine's worker could run no job under `config`, with the fix; [] if none."""
-    from api.config import first_closed_folder
+def problems_running_jobs(settings: Settings) -> list[str]:
+    """Why this machine's worker could run no job with `settings`, with the fix; [] if none."""
+    from compute.server.settings import first_closed_folder
     from worker.execution.job_user import job_identities
 
     try:
-        identities = job_identities(config)
+        identities = job_identities(settings)
     except ValueError as error:
         return [f"jobs have no uids to run as: {error}"]
     if not identities.switches:
         return []  # jobs run as this very user, who reaches what it made
     user = identities.representative()
-    work_dir = Path(config["WORK_DIR"])
+    work_dir = settings.work_dir
     existing = next(path for path in (work_dir, *work_dir.parents) if path.exists())
     if user.can_enter(existing):
         return []

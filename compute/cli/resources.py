@@ -8,7 +8,7 @@ import click
 
 from compute.statuses import FunctionStatus, JobStatus
 
-from .http import list_all
+from .client import list_all
 from .output import emit
 
 FUNCTION_COLUMNS = ("id", "name", "status", "image", "cpus", "memory", "creation_date")

@@ -1,28 +1,27 @@
-"""The service's Flask app as the commands see it: one data directory, migrated schema.
+"""Where the service keeps its data and answers, as every command names them.
 
-The server modules are imported lazily so that commands which only talk HTTP start fast.
+Client commands (`compute login`) need the URL only and must run without the `server`
+extra: the server's settings are imported inside :func:`default_data_dir`, which only the
+service commands reach.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
-if TYPE_CHECKING:
-    from flask import Flask
-
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
+# The API's own prefix (api.API_PREFIX), restated: importing the API would need Flask.
+API_PREFIX = "/compute/v1"
 
 
 def default_data_dir() -> Path:
     """The data directory the server uses when none is given."""
-    from api.config import default_data_dir as server_default
+    from compute.server.settings import default_data_dir as server_default
 
     return server_default()
 
@@ -56,8 +55,6 @@ def resolve_data_dir(data_dir: Path | None) -> Path:
 
 def base_url(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> str:
     """The API's base URL for a server bound to `host`:`port`."""
-    from api import API_PREFIX
-
     return f"{root_url(host, port)}{API_PREFIX}"
 
 
@@ -68,19 +65,3 @@ def root_url(host: str, port: int) -> str:
     if ":" in host:
         host = f"[{host}]"
     return f"http://{host}:{port}"
-
-
-@contextmanager
-def migrated_app(data_dir: Path) -> Iterator[Flask]:
-    """The API app for `data_dir` with its schema brought up to date, inside its context."""
-    from api import create_app, upgrade_database
-    from api.extensions import db
-
-    app = create_app({"DATA_DIR": str(data_dir)})
-    upgrade_database(app)
-    with app.app_context():
-        try:
-            yield app
-        finally:
-            db.session.remove()
-            db.engine.dispose()

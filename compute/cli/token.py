@@ -7,13 +7,8 @@ from pathlib import Path
 
 import click
 
-from .service import (
-    base_url,
-    data_dir_option,
-    data_dir_origin,
-    migrated_app,
-    resolve_data_dir,
-)
+from .server_extra import server_imports
+from .service import base_url, data_dir_option, data_dir_origin, resolve_data_dir
 from .service_record import running_service_url
 
 
@@ -34,7 +29,10 @@ def token() -> None:
 )
 def create(name: str, admin: bool, data_dir: Path | None, save: bool, url: str | None) -> None:
     """Print a token for USER, signed with the data directory's secret."""
-    from api.auth import get_or_create_user, issue_token
+    with server_imports("compute token create"):
+        from compute.server.tokens import get_or_create_user, issue_token
+
+        from .service_app import migrated_app
 
     directory = resolve_data_dir(data_dir)
     if not directory.is_dir() and not os.environ.get("COMPUTE_SECRET_KEY"):

@@ -13,9 +13,9 @@ import jwt
 import pytest
 import sqlalchemy as sa
 
-from api.auth import get_or_create_user, issue_token
 from compute.server.extensions import db
 from compute.server.models import User
+from compute.server.tokens import get_or_create_user, issue_token
 from compute.statuses import JobStatus
 from tests.api.helpers import (
     create_with_upload,

@@ -22,11 +22,11 @@ import pytest
 import requests
 import sqlalchemy as sa
 
-from api.auth import ALGORITHM, get_or_create_user, issue_token
 from api.resources.uploads import _signature
 from compute.server.extensions import db
 from compute.server.ids import new_id
 from compute.server.models import BuildState, User
+from compute.server.tokens import ALGORITHM, get_or_create_user, issue_token
 from compute.statuses import JobStatus
 from tests.api.helpers import (
     bundle_bytes,

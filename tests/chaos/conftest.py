@@ -24,8 +24,8 @@ import requests
 import sqlalchemy as sa
 
 from api import API_PREFIX, create_app, upgrade_database
-from api.auth import get_or_create_user, issue_token
 from compute.server.extensions import db
+from compute.server.tokens import get_or_create_user, issue_token
 from tests.capabilities import missing_capability
 from tests.conftest import _postgres_database
 from tests.worker.conftest import (

@@ -63,3 +63,15 @@ def test_the_service_app_holds_the_typed_settings_and_no_routes(tmp_path: Path) 
     assert settings.default_image and settings.default_image.startswith("python3.")
     assert app.config["WORK_DIR"] == settings.work_dir
     assert [rule.rule for rule in app.url_map.iter_rules()] == ["/static/<path:filename>"]
+
+
+def test_every_setting_is_documented() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    # Snapshotted from the worker's environment (uv's, pip's and proxy variables), not set.
+    snapshots = {"installer_environment"}
+    undocumented = [
+        f"COMPUTE_{item.name.upper()}"
+        for item in fields(Settings)
+        if item.name not in snapshots and f"`COMPUTE_{item.name.upper()}`" not in readme
+    ]
+    assert undocumented == []

@@ -16,10 +16,10 @@ import pytest
 import redis
 import sqlalchemy as sa
 
-from api.auth import get_or_create_user
 from compute.server.dispatch import function_queue, publishing_key
 from compute.server.extensions import db
 from compute.server.models import BuildState, Function, Job, utcnow
+from compute.server.tokens import get_or_create_user
 from compute.server.transitions import LostAttempt, claim_job, insert_jobs, recover_lost_attempt
 from compute.statuses import JobStatus
 from tests.conftest import ApiServer, running_api

@@ -19,7 +19,6 @@ from .cgroups import MIB, CgroupSupport, JobCgroup
 
 if TYPE_CHECKING:
     from .job_limits import JobLimits
-    from .process_handle import WatchedProcess
 
 # Generous, because address space is not memory: each thread reserves a stack and each
 # malloc arena 64 MB, so 64 threads need gigabytes of it. Only a single allocation far
@@ -36,6 +35,15 @@ def _memory_watch(whose: str) -> str:
         f"resident-memory watch of {whose} (psutil), killed past the limit; RLIMIT_AS at "
         f"{ADDRESS_SPACE_FACTOR}x the limit + {ADDRESS_SPACE_HEADROOM_MB} MB per process"
     )
+
+
+class WatchedProcess(Protocol):
+    """What a confinement needs of a process: an executor's as well as a job's."""
+
+    pid: int
+    adopted: bool
+
+    def poll(self) -> int | None: ...
 
 
 class Confinement(Protocol):

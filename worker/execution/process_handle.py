@@ -14,19 +14,11 @@ import time
 from pathlib import Path
 from typing import Protocol
 
+from .confinement import WatchedProcess
 from .executor import ExecutorPool, ExecutorUnavailable, WarmExecutor
 
 GATE_OPEN_SECONDS = 10.0
 KILLED_EXIT_CODE = -9
-
-
-class WatchedProcess(Protocol):
-    """What a confinement needs of a process: an executor's as well as a job's."""
-
-    pid: int
-    adopted: bool
-
-    def poll(self) -> int | None: ...
 
 
 class JobProcess(WatchedProcess, Protocol):
