@@ -31,9 +31,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
 
 def register_blueprints(app: Flask) -> None:
-    from .resources import credentials, functions, jobs, uploads
+    from .resources import credentials, functions, jobs, results, uploads
 
-    for module in (credentials, functions, jobs, uploads):
+    for module in (credentials, functions, results, jobs, uploads):
         app.register_blueprint(module.blueprint, url_prefix=API_PREFIX)
 
     @app.get("/healthz")

@@ -17,7 +17,9 @@ from ._client import ComputeClient, get_default_client
 from ._document import Document, DocumentState
 from ._exceptions import BuildFailedError, BundleError
 from ._job import Job
+from ._results import RESULTS_PER_REQUEST, chunks, fetch_results
 from ._search import Search
+from ._serializable import decode_result
 from ._units import Cpus, Memory
 from ._waiting import poll_until
 from .statuses import FunctionStatus, JobStatus
@@ -289,16 +291,23 @@ class Function(Document):
         Raises:
             JobFailedError: A Job failed or timed out, unless ``return_exceptions``.
         """
-        for job in self.jobs.sort(Job.creation_date, Job.id):
-            if job.status in JobStatus.unsuccessful():
-                failure = job._failure()
-                if not return_exceptions:
-                    raise failure
-                yield failure
-            elif job.status == JobStatus.SUCCESS:
-                yield job._fetch_result(cast_type)
-            else:
-                yield None
+        client = get_default_client()
+        jobs = self.jobs.sort(Job.creation_date, Job.id).param(page_size=RESULTS_PER_REQUEST)
+        for chunk in chunks(jobs, RESULTS_PER_REQUEST):
+            succeeded = [job.id for job in chunk if job.status == JobStatus.SUCCESS]
+            stored = fetch_results(client, succeeded) if succeeded else {}
+            for job in chunk:
+                if job.status in JobStatus.unsuccessful():
+                    failure = job._failure()
+                    if not return_exceptions:
+                        raise failure
+                    yield failure
+                elif job.status != JobStatus.SUCCESS:
+                    yield None
+                elif stored is not None and job.id in stored:
+                    yield decode_result(stored[job.id], cast_type)
+                else:
+                    yield job._fetch_result(cast_type)
 
     def results(
         self, cast_type: type | None = None, return_exceptions: bool = False
