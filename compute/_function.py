@@ -324,7 +324,8 @@ class Function(Document):
 
         Args:
             timeout: Seconds to wait at most; forever when None.
-            interval: Seconds between polls (fractions allowed).
+            interval: The longest pause between polls, in seconds (fractions allowed); the
+                first polls come within 50 ms and the pause grows to it.
 
         Raises:
             BuildFailedError: The build failed, so the Jobs will never run.

@@ -224,7 +224,8 @@ class Job(Document):
 
         Args:
             timeout: Seconds to wait at most; forever when None.
-            interval: Seconds between polls (fractions allowed).
+            interval: The longest pause between polls, in seconds (fractions allowed); the
+                first polls come within 50 ms and the pause grows to it.
 
         Raises:
             TimeoutError: The Job was still running after ``timeout`` seconds.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 import zipfile
 from io import BytesIO
@@ -288,3 +289,15 @@ def test_results_rerun_and_completion_after_jobs_finish(sdk_user, api_server, ca
     assert fn.status == FunctionStatus.RUNNING
     with pytest.raises(TimeoutError):
         fn.wait_for_completion(timeout=0.2, interval=0.05)
+
+
+def test_waiting_sees_a_quick_job_done_quickly(sdk_user, api_server):
+    fn = make_function()
+    (job,) = fn.map([1])
+    mark_built(api_server, fn.id)
+    threading.Timer(0.2, finish_job, (api_server, job)).start()
+    started = time.monotonic()
+    job.wait_for_completion(timeout=30)  # polls every 10 s at most, the published default
+    assert job.status == JobStatus.SUCCESS
+    # Seen within a few short polls of the finish, not after a 10 s pause.
+    assert time.monotonic() - started < 3
