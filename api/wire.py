@@ -7,6 +7,7 @@ form Python 3.10's parser accepts. Validation names the offending field in a 422
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 import re
 from collections.abc import Callable
@@ -17,6 +18,7 @@ from flask import has_request_context, request
 
 from compute.server.models import SUBMISSION_KEY_LENGTH, Function, Job
 from compute.server.stored_json import Unreadable, text_problem
+from compute.server.transitions import NewJob
 from compute.statuses import FunctionStatus
 
 from .errors import BadRequest, Invalid
@@ -50,7 +52,9 @@ MAX_TIMEOUT_SECONDS = 30 * 24 * 3600
 MAX_RETRY_COUNT = 100
 
 
+@functools.lru_cache(maxsize=4096)
 def format_datetime(value: dt.datetime | None) -> str | None:
+    # Cached: every job of one submission shares its creation date.
     if value is None:
         return None
     return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
@@ -90,7 +94,7 @@ def _readable(value: Any) -> Any:
     return None if isinstance(value, Unreadable) else value
 
 
-def job_to_json(job: Job) -> dict[str, Any]:
+def job_to_json(job: Job | NewJob) -> dict[str, Any]:
     return {
         "id": job.id,
         "function_id": job.function_id,

@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from compute.server.blobstore import job_log_key, job_prefix, job_result_key
 from compute.server.extensions import db
 from compute.server.models import BuildState, Function, Job, SubmissionKind
-from compute.server.transitions import delete_job, insert_jobs, reset_for_rerun
+from compute.server.transitions import NewJob, delete_job, insert_jobs, reset_for_rerun
 from compute.statuses import JobStatus
 from worker import publishing
 
@@ -68,7 +68,7 @@ def announce(function: Function, job_ids: list[str]) -> None:
 
 def submit(
     function_id: str, calls: list[tuple[Any, Any]], key: SubmissionKey | None
-) -> tuple[list[Job], int]:
+) -> tuple[list[Job] | list[NewJob], int]:
     """Create one pending job per call (201), or answer a keyed repeat with its jobs (200).
 
     A keyed submission's row is written in the jobs' transaction, so of identical requests

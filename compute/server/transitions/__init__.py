@@ -22,13 +22,21 @@ from .attempts import (
     release_for_retry,
     renew_lease,
 )
-from .bulk import delete_function, delete_job, fail_pending_jobs, insert_jobs, reset_for_rerun
+from .bulk import (
+    NewJob,
+    delete_function,
+    delete_job,
+    fail_pending_jobs,
+    insert_jobs,
+    reset_for_rerun,
+)
 from .counts import set_build_state
 
 __all__ = [
     "Claim",
     "ClaimRefusal",
     "LostAttempt",
+    "NewJob",
     "claim_job",
     "delete_function",
     "delete_job",
