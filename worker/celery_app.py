@@ -17,7 +17,7 @@ from celery.signals import after_setup_logger, after_setup_task_logger
 from flask import Flask
 
 from compute.server.app import service_app
-from compute.server.dispatch import BUILD_QUEUE
+from compute.server.dispatch import BUILD_QUEUE, CONTROL_EXCHANGE
 from compute.server.redaction import install_log_filter, secret_values
 from compute.server.settings import Settings, load_settings
 
@@ -54,6 +54,7 @@ def celery_for(settings: Settings) -> Celery:
         # Anyone who reaches the broker can publish to it: never decode pickle.
         accept_content=["json"],
         task_serializer="json",
+        control_exchange=CONTROL_EXCHANGE,
     )
     celery.set_default()
     _redact_logs()

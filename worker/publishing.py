@@ -20,6 +20,7 @@ from celery import Celery
 from compute.server.dispatch import (
     BUILD_QUEUE,
     BUILD_TASK,
+    CONTROL_EXCHANGE,
     PUBLISHING_KEY_SECONDS,
     RUN_TASK,
     function_queue,
@@ -43,6 +44,7 @@ def publisher(broker_url: str) -> Celery:
     app.conf.broker_transport_options = {"max_retries": 3}
     app.conf.task_serializer = "json"
     app.conf.accept_content = ["json"]
+    app.conf.control_exchange = CONTROL_EXCHANGE
     return app
 
 

@@ -29,7 +29,13 @@ from celery import Celery
 from compute import Function as SdkFunction
 from compute import JobStatus
 from compute._bundle import build_bundle
-from compute.server.dispatch import BUILD_QUEUE, BUILD_TASK, RUN_TASK, function_queue
+from compute.server.dispatch import (
+    BUILD_QUEUE,
+    BUILD_TASK,
+    CONTROL_EXCHANGE,
+    RUN_TASK,
+    function_queue,
+)
 from compute.server.extensions import db
 from compute.server.models import Function, Job
 from tests.conftest import ApiClient
@@ -173,6 +179,7 @@ def test_pickled_messages_are_never_unpickled(
             exchange="",
             routing_key=queue,
         )
+    hostile.conf.control_exchange = CONTROL_EXCHANGE  # an attacker knows it too
     hostile.control.broadcast("add_consumer", arguments={"queue": Unpickled(markers["control"])})
 
     def unpickled() -> list[str]:
