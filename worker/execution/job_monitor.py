@@ -45,6 +45,7 @@ from .job_files import JobFiles, read_failure, read_result
 from .job_limits import JobLimits
 from .job_user import JobIdentities, JobUser, resolve_job_identities
 from .joblog import MAX_LINE_BYTES, JobLog
+from .kept_threads import kept_threads
 from .process_handle import ColdProcess, JobProcess, WarmProcess
 from .runtime import BOOTSTRAP, job_script
 from .sandbox import JobSandbox
@@ -240,25 +241,22 @@ def _ended_early(ending: Ending, started: float) -> ProcessOutcome:
 
 
 class Pumps:
-    """Threads copying a job's stdout and stderr into its log, line by line."""
+    """Kept threads copying a job's stdout and stderr into its log, line by line."""
 
     # Output still held open by an escaped process must not hold up the outcome.
     JOIN_SECONDS = PUMP_JOIN_SECONDS
 
     def __init__(self, streams: list[IO[bytes]], log: JobLog, keep_open: list[int]) -> None:
         self.keep_open = keep_open
-        self.threads = [
-            threading.Thread(target=_pump, args=(stream, log), daemon=True) for stream in streams
-        ]
-        for thread in self.threads:
-            thread.start()
+        threads = kept_threads()
+        self.pumped = [threads.run(_pump, stream, log) for stream in streams]
 
     def finish(self) -> None:
         for fd in self.keep_open:
             os.close(fd)
         deadline = time.monotonic() + self.JOIN_SECONDS
-        for thread in self.threads:
-            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        for pumped in self.pumped:
+            pumped.wait(timeout=max(0.0, deadline - time.monotonic()))
 
 
 def _start_cold(
