@@ -12,7 +12,6 @@ joining a thread for each job cost more than a no-op job's own work.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -21,6 +20,8 @@ from types import TracebackType
 import sqlalchemy as sa
 
 from compute.server.transitions import Claim, renew_lease
+
+from .execution.process_local import ProcessLocal
 
 logger = logging.getLogger(__name__)
 
@@ -108,14 +109,5 @@ class LeaseKeeper:
                 beat.renew()
 
 
-_keepers: dict[int, LeaseKeeper] = {}
-_keepers_lock = threading.Lock()
-
-
-def _keeper() -> LeaseKeeper:
-    """This process's keeper: a pool process forked from the worker starts its own."""
-    with _keepers_lock:
-        keeper = _keepers.get(os.getpid())
-        if keeper is None:
-            keeper = _keepers[os.getpid()] = LeaseKeeper()
-        return keeper
+# A pool process forked from the worker starts its own.
+_keeper = ProcessLocal(LeaseKeeper).get

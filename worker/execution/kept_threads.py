@@ -3,18 +3,18 @@
 Starting and joining two threads per job cost a no-op job more than its own work. A
 thread here takes the next piece of work when it is done with one; a new one starts
 only when none is free, so a pump held up by an escaped process that keeps its pipe
-open holds up no other job's output. Each process keeps its own: a thread does not
-survive a fork.
+open holds up no other job's output. Each process keeps its own (`process_local`).
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import queue
 import threading
 from collections.abc import Callable
 from typing import Any
+
+from .process_local import ProcessLocal
 
 logger = logging.getLogger(__name__)
 
@@ -53,14 +53,5 @@ class KeptThreads:
                 done.set()
 
 
-_kept: dict[int, KeptThreads] = {}
-_kept_lock = threading.Lock()
-
-
-def kept_threads() -> KeptThreads:
-    """This process's kept threads."""
-    with _kept_lock:
-        threads = _kept.get(os.getpid())
-        if threads is None:
-            threads = _kept[os.getpid()] = KeptThreads()
-        return threads
+# This process's kept threads.
+kept_threads = ProcessLocal(KeptThreads).get
