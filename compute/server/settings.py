@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
 import secrets
 from collections.abc import Callable, Mapping
@@ -16,6 +15,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from flask import Config
 from sqlalchemy.engine import make_url
 
 if TYPE_CHECKING:
@@ -314,17 +314,11 @@ def resolved_values(test_config: Mapping[str, Any] | None = None) -> dict[str, A
 
 def prefixed_environment() -> dict[str, Any]:
     """`COMPUTE_NAME=value` as the setting NAME, its value read as JSON where it is JSON
-    (`false`, `5`, `"text"`) and as text otherwise."""
-    found: dict[str, Any] = {}
-    prefix = f"{ENV_PREFIX}_"
-    for name, text in os.environ.items():
-        if not name.startswith(prefix):
-            continue
-        try:
-            found[name[len(prefix) :]] = json.loads(text)
-        except ValueError:
-            found[name[len(prefix) :]] = text
-    return found
+    (`false`, `5`, `"text"`) and as text otherwise: Flask's reading of prefixed variables,
+    without an app to read them into."""
+    config = Config(root_path=os.getcwd())
+    config.from_prefixed_env(ENV_PREFIX)
+    return dict(config)
 
 
 def environment_overrides() -> dict[str, Any]:
