@@ -1,9 +1,9 @@
 """Running the raw Celery baseline: its worker, and publishing to it from the bench.
 
-The baseline uses the run's redis-server, but another database of it than the service's:
-Celery workers sharing a database also share its control broadcasts, and the service
-asks every worker it reaches to consume each new function's queue (`add_consumer`). A
-raw worker told so would take the service's job messages and drop them as unknown tasks.
+The baseline uses the run's redis-server, but another database of it than the service's,
+so that neither's queues, keys or counters mix with the other's. (The service's control
+broadcasts go over an exchange of its own, so a raw worker on the same database would
+not be told to take its queues either: `tests/worker/test_foreign_celery.py`.)
 """
 
 from __future__ import annotations

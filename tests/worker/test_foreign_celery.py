@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from celery import Celery
 
 from compute import Function, JobStatus
 from compute.bench import raw_celery
+from compute.bench.raw_worker import worker_command
 from compute.server.dispatch import FUNCTION_QUEUE_PREFIX
 from tests.conftest import ApiClient
 from tests.worker import functions
@@ -33,20 +33,8 @@ def foreign_worker(execution_stack: ExecutionStack, tmp_path: Path) -> Iterator[
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "compute.bench.raw_celery",
-                "worker",
-                "--loglevel",
-                "INFO",
-                "--concurrency",
-                "1",
-                "--without-gossip",
-                "--without-mingle",
-                "-n",
-                name,
+                *worker_command(processes=1),
+                *("--loglevel", "INFO", "--without-gossip", "--without-mingle", "-n", name),
             ],
             cwd=REPO_ROOT,
             env={**os.environ, raw_celery.BROKER_VARIABLE: broker},
