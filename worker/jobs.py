@@ -98,7 +98,7 @@ def _output_redactor() -> Redactor:
 
 def run_attempt(job_id: str) -> AttemptResult:
     """Claim `job_id` and run one attempt of it in this worker."""
-    lease_seconds = current_settings().job_lease_seconds
+    settings = current_settings()
     job = db.session.get(Job, job_id)
     if job is None:
         return AttemptResult.SKIPPED
@@ -109,10 +109,11 @@ def run_attempt(job_id: str) -> AttemptResult:
         cpus=function.cpus,
         memory_mb=function.memory,
         timeout_seconds=function.timeout,
-        kill_grace_seconds=current_settings().kill_grace_seconds,
-        disk_mb=current_settings().job_disk_mb,
+        kill_grace_seconds=settings.kill_grace_seconds,
+        disk_mb=settings.job_disk_mb,
     )
     retry_count = function.retry_count
+    lease_seconds = settings.job_lease_seconds
     claim = claim_job(db.session, job_id, worker_identity(), lease_seconds)
     if claim is ClaimRefusal.AT_CAPACITY:
         return AttemptResult.AT_CAPACITY
