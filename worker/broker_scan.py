@@ -17,17 +17,22 @@ from typing import Any, cast
 
 import redis
 
+from compute.server.dispatch import RUN_TASK
+
 # kombu's Redis transport defaults.
 UNACKED_KEY = "unacked"
 UNACKED_INDEX_KEY = "unacked_index"
 LIST_PAGE = 5000
 
 
-def job_id_of(raw: Any) -> str | None:
-    """The first positional argument of a Celery protocol-2 JSON message, if a string."""
+def job_id_of(raw: Any, task: str | None = None) -> str | None:
+    """The first positional argument of a Celery protocol-2 JSON message, if a string;
+    with `task`, only of a message of that task."""
     try:
         envelope = json.loads(raw) if isinstance(raw, (bytes, str)) else raw
         if envelope.get("content-type") != "application/json":
+            return None
+        if task is not None and envelope.get("headers", {}).get("task") != task:
             return None
         body = envelope["body"]
         if envelope.get("properties", {}).get("body_encoding") == "base64":
@@ -36,6 +41,11 @@ def job_id_of(raw: Any) -> str | None:
         return args[0] if args and isinstance(args[0], str) else None
     except (ValueError, KeyError, IndexError, TypeError, AttributeError, binascii.Error):
         return None
+
+
+def run_job_id_of(raw: Any) -> str | None:
+    """The job a message of the run task names; None for any other message."""
+    return job_id_of(raw, task=RUN_TASK)
 
 
 def waiting_count(client: redis.Redis, queue: str) -> int:

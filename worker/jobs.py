@@ -12,6 +12,7 @@ import functools
 import logging
 from dataclasses import dataclass, replace
 
+import sqlalchemy as sa
 from flask import current_app
 
 from compute.server.blobstore import job_log_key, job_result_key
@@ -96,24 +97,14 @@ def _output_redactor() -> Redactor:
     return job_output_redactor(current_app.config)
 
 
+def function_of_job(job_id: str) -> str | None:
+    """The function `job_id` belongs to; None once the job is deleted."""
+    return db.session.scalar(sa.select(Job.function_id).where(Job.id == job_id))
+
+
 def run_attempt(job_id: str) -> AttemptResult:
     """Claim `job_id` and run one attempt of it in this worker."""
-    settings = current_settings()
-    job = db.session.get(Job, job_id)
-    if job is None:
-        return AttemptResult.SKIPPED
-    function = db.session.get(Function, job.function_id)
-    if function is None:
-        return AttemptResult.SKIPPED
-    function_limits = JobLimits(
-        cpus=function.cpus,
-        memory_mb=function.memory,
-        timeout_seconds=function.timeout,
-        kill_grace_seconds=settings.kill_grace_seconds,
-        disk_mb=settings.job_disk_mb,
-    )
-    retry_count = function.retry_count
-    lease_seconds = settings.job_lease_seconds
+    lease_seconds = current_settings().job_lease_seconds
     claim = claim_job(db.session, job_id, worker_identity(), lease_seconds)
     if claim is ClaimRefusal.AT_CAPACITY:
         return AttemptResult.AT_CAPACITY
@@ -122,7 +113,7 @@ def run_attempt(job_id: str) -> AttemptResult:
     assert isinstance(claim, Claim)
     with Heartbeat(db.engine, claim, lease_seconds) as heartbeat:
         try:
-            return _run_claimed(claim, function_limits, retry_count, heartbeat)
+            return _run_claimed(claim, heartbeat)
         except Exception as error:
             logger.exception("attempt %d of job %s failed in the worker", claim.attempt, job_id)
             reason = f"the worker failed running attempt {claim.attempt}: {error!r}"
@@ -142,19 +133,31 @@ def _give_back(claim: Claim, reason: str) -> AttemptResult:
     return AttemptResult.DONE if status is not None else AttemptResult.SKIPPED
 
 
-def _run_claimed(
-    claim: Claim, limits: JobLimits, retry_count: int, heartbeat: Heartbeat
-) -> AttemptResult:
-    job = db.session.get(Job, claim.job_id)
-    function = db.session.get(Function, claim.function_id)
-    if job is None or function is None:
+def _run_claimed(claim: Claim, heartbeat: Heartbeat) -> AttemptResult:
+    settings = current_settings()
+    # One read of what the attempt needs, after the claim: its arguments and function.
+    row = db.session.execute(
+        sa.select(Job.args, Job.kwargs, Function)
+        .join(Function, Function.id == Job.function_id)
+        .where(Job.id == claim.job_id)
+    ).first()
+    if row is None:
         # Deleted since the claim committed (deleting a running job counts it out itself):
         # there is nothing left to run or to record.
         logger.info("job %s was deleted before attempt %d started", claim.job_id, claim.attempt)
         return AttemptResult.SKIPPED
+    args, kwargs, function = row
+    retry_count = function.retry_count
+    limits = JobLimits(
+        cpus=function.cpus,
+        memory_mb=function.memory,
+        timeout_seconds=function.timeout,
+        kill_grace_seconds=settings.kill_grace_seconds,
+        disk_mb=settings.job_disk_mb,
+    )
     log = JobLog(redact=_output_redactor())
     log.add(f"[attempt {claim.attempt}]")
-    for value in (job.args, job.kwargs):
+    for value in (args, kwargs):
         if isinstance(value, Unreadable):
             # Stored by an older version: no attempt could ever read it; final, not retried.
             reason = f"its stored arguments cannot be read: {value.reason}"
@@ -170,12 +173,14 @@ def _run_claimed(
         return _record(
             claim, log, None, Verdict(JobStatus.FAILURE, str(error), True), 0.0, retry_count
         )
-    settings = current_settings()
+    # No transaction stays open while the job runs (its heartbeat has a connection of
+    # its own).
+    db.session.rollback()
     outcome = run_process(
         str(env_python),
         bundle_dir,
-        job.args,
-        job.kwargs,
+        args,
+        kwargs,
         limits,
         log,
         enforcement=settings.resource_enforcement,

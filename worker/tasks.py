@@ -15,7 +15,9 @@ from compute.server.dispatch import BUILD_TASK, RUN_TASK
 
 from .build_step import run_build
 from .celery_app import app
-from .jobs import AttemptResult, run_attempt
+from .jobs import AttemptResult, function_of_job, run_attempt
+from .publishing import broker_client, publish_jobs
+from .queue_drain import drain_function_queue
 from .queues import publish_pending_jobs
 
 logger = logging.getLogger(__name__)
@@ -32,9 +34,24 @@ def build_task(function_id: str) -> None:
 @app.task(name=RUN_TASK, bind=True, acks_late=True, max_retries=None)
 def run_job_task(self: Task[Any, Any], job_id: str) -> None:
     result = run_attempt(job_id)
+    if result is not AttemptResult.AT_CAPACITY:
+        _run_queued_jobs(job_id)
     # Both re-deliver the same message on the same function queue; the job row, not the
     # message, counts attempts against the function's retry_count.
     if result is AttemptResult.AT_CAPACITY:
         raise self.retry(countdown=CAPACITY_RETRY_SECONDS)
     if result is AttemptResult.RETRY:
         raise self.retry(countdown=0)
+
+
+def _run_queued_jobs(job_id: str) -> None:
+    """Go on with the next queued jobs of the same function (see `queue_drain`)."""
+    function_id = function_of_job(job_id)
+    if function_id is None:
+        return
+    drain_function_queue(
+        broker_client(app.conf.broker_url),
+        function_id,
+        run=run_attempt,
+        republish=lambda retried: publish_jobs(app, function_id, [retried]),
+    )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import functools
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -19,8 +20,8 @@ import sqlalchemy as sa
 from compute.statuses import JobStatus
 
 from ..extensions import DbSession, matched_rows
-from ..models import BuildState, Function, Job, utcnow
-from .counts import record_job_changes, status_update_values
+from ..models import BuildState, utcnow
+from .counts import FUNCTIONS, JOBS, record_job_changes, status_update_values
 
 
 class ClaimRefusal(enum.Enum):
@@ -43,65 +44,84 @@ class Claim:
         return self.attempt - self.lost_count
 
 
+# A claim's statements, built once: they run on every job's path, where building them
+# costs more than running them.
+_PENDING_JOB = (
+    sa.select(JOBS.c.function_id, JOBS.c.attempt, JOBS.c.lost_count)
+    .join_from(JOBS, FUNCTIONS, FUNCTIONS.c.id == JOBS.c.function_id)
+    .where(
+        JOBS.c.id == sa.bindparam("claimed_job"),
+        JOBS.c.status == JobStatus.PENDING.value,
+        # Only a message can ask for an unbuilt function's job (a forged one, say): the
+        # job waits for its build, which publishes it when it is done.
+        FUNCTIONS.c.build_state == BuildState.BUILT,
+    )
+)
+_TAKE_SLOT = (
+    sa.update(FUNCTIONS)
+    .where(
+        FUNCTIONS.c.id == sa.bindparam("claimed_function"),
+        FUNCTIONS.c.build_state == BuildState.BUILT,
+        FUNCTIONS.c.running_count < FUNCTIONS.c.maximum_concurrency,
+    )
+    .values(status_update_values({JobStatus.PENDING: -1, JobStatus.RUNNING: 1}))
+)
+_TAKE_JOB = (
+    sa.update(JOBS)
+    .where(
+        JOBS.c.id == sa.bindparam("claimed_job"),
+        JOBS.c.status == JobStatus.PENDING.value,
+        # Unchanged since it was read: the attempt number counts every claim once.
+        JOBS.c.attempt == sa.bindparam("seen_attempt"),
+    )
+    .values(
+        status=JobStatus.RUNNING.value,
+        attempt=sa.bindparam("new_attempt"),
+        start_date=sa.bindparam("claimed_at"),
+        lease_owner=sa.bindparam("owner"),
+        lease_expires_at=sa.bindparam("expires_at"),
+    )
+)
+
+
 def claim_job(
     session: DbSession, job_id: str, worker_id: str, lease_seconds: float
 ) -> Claim | ClaimRefusal:
     """Move a pending job to running for `worker_id`, within its function's cap."""
-    job = session.get(Job, job_id)
-    if job is None or job.status != JobStatus.PENDING:
+    seen = session.execute(_PENDING_JOB, {"claimed_job": job_id}).first()
+    if seen is None:
         session.rollback()
         return ClaimRefusal.GONE
-    function = session.get(Function, job.function_id)
-    if function is None or function.build_state != BuildState.BUILT:
-        # Only a message can ask for this (a forged one, say): the job waits for its
-        # build, which publishes it when it is done.
-        session.rollback()
-        return ClaimRefusal.GONE
-    deltas: dict[str, int] = {JobStatus.PENDING: -1, JobStatus.RUNNING: 1}
-    slot = session.execute(
-        sa.update(Function)
-        .where(
-            Function.id == job.function_id,
-            Function.build_state == BuildState.BUILT,
-            Function.running_count < Function.maximum_concurrency,
-        )
-        .values(status_update_values(deltas))
-        .execution_options(synchronize_session=False)
-    )
+    function_id, attempt, lost_count = seen
+    slot = session.execute(_TAKE_SLOT, {"claimed_function": function_id})
     if matched_rows(slot) != 1:
         session.rollback()
         return ClaimRefusal.AT_CAPACITY
     now = utcnow()
-    attempt = job.attempt + 1
     taken = session.execute(
-        sa.update(Job)
-        .where(Job.id == job_id, Job.status == JobStatus.PENDING.value)
-        .values(
-            status=JobStatus.RUNNING.value,
-            attempt=attempt,
-            start_date=now,
-            lease_owner=worker_id,
-            lease_expires_at=now + dt.timedelta(seconds=lease_seconds),
-        )
-        .execution_options(synchronize_session=False)
+        _TAKE_JOB,
+        {
+            "claimed_job": job_id,
+            "seen_attempt": attempt,
+            "new_attempt": attempt + 1,
+            "claimed_at": now,
+            "owner": worker_id,
+            "expires_at": now + dt.timedelta(seconds=lease_seconds),
+        },
     )
     if matched_rows(taken) != 1:
         session.rollback()
         return ClaimRefusal.GONE
     session.commit()
-    return Claim(job_id, job.function_id, attempt, worker_id, job.lost_count)
+    return Claim(job_id, function_id, attempt + 1, worker_id, lost_count)
 
 
 def _fenced(claim: Claim) -> sa.ColumnElement[bool]:
-    return _attempt_is(claim.job_id, claim.attempt, claim.lease_owner)
-
-
-def _attempt_is(job_id: str, attempt: int, lease_owner: str) -> sa.ColumnElement[bool]:
     return sa.and_(
-        Job.id == job_id,
-        Job.status == JobStatus.RUNNING.value,
-        Job.attempt == attempt,
-        Job.lease_owner == lease_owner,
+        JOBS.c.id == claim.job_id,
+        JOBS.c.status == JobStatus.RUNNING.value,
+        JOBS.c.attempt == claim.attempt,
+        JOBS.c.lease_owner == claim.lease_owner,
     )
 
 
@@ -112,33 +132,81 @@ def renew_lease(connection: sa.Connection, claim: Claim, lease_seconds: float) -
     the database was unreachable is renewed as long as nobody recovered it meanwhile.
     """
     renewed = connection.execute(
-        sa.update(Job)
+        sa.update(JOBS)
         .where(_fenced(claim))
         .values(lease_expires_at=utcnow() + dt.timedelta(seconds=lease_seconds))
     )
     return renewed.rowcount == 1
 
 
+@dataclass(frozen=True)
+class _Fence:
+    """The one attempt a move out of `running` may apply to."""
+
+    job_id: str
+    attempt: int
+    lease_owner: str
+    # Only while its lease is out at this time (a recovery found by the lease running out).
+    lease_out_at: dt.datetime | None = None
+
+    @classmethod
+    def of(cls, claim: Claim) -> _Fence:
+        return cls(claim.job_id, claim.attempt, claim.lease_owner)
+
+    def parameters(self) -> dict[str, object]:
+        parameters: dict[str, object] = {
+            "fenced_job": self.job_id,
+            "fenced_attempt": self.attempt,
+            "fenced_owner": self.lease_owner,
+        }
+        if self.lease_out_at is not None:
+            parameters["lease_out_at"] = self.lease_out_at
+        return parameters
+
+
+@functools.cache
+def _leave_running_statement(value_names: tuple[str, ...], lease_out: bool) -> sa.Update:
+    # Built once per kind of move: a finish runs on every job's path, where building the
+    # statement costs more than running it.
+    fence = [
+        JOBS.c.id == sa.bindparam("fenced_job"),
+        JOBS.c.status == JobStatus.RUNNING.value,
+        JOBS.c.attempt == sa.bindparam("fenced_attempt"),
+        JOBS.c.lease_owner == sa.bindparam("fenced_owner"),
+    ]
+    if lease_out:
+        fence.append(JOBS.c.lease_expires_at < sa.bindparam("lease_out_at"))
+    return (
+        sa.update(JOBS)
+        .where(*fence)
+        .values(
+            status=sa.bindparam("new_status"),
+            lease_owner=None,
+            lease_expires_at=None,
+            **{name: sa.bindparam(f"new_{name}") for name in value_names},
+        )
+    )
+
+
 def _end_attempt(session: DbSession, claim: Claim, status: JobStatus, **values: object) -> bool:
     """Move the claimed job from running to `status`, if this attempt still owns it."""
-    return _leave_running(session, _fenced(claim), claim.function_id, status, **values)
+    return _leave_running(session, _Fence.of(claim), claim.function_id, status, **values)
 
 
 def _leave_running(
     session: DbSession,
-    fence: sa.ColumnElement[bool],
+    fence: _Fence,
     function_id: str,
     status: JobStatus,
     **values: object,
 ) -> bool:
-    """Move the job matching `fence` from running to `status`, giving back its slot."""
-    done = session.execute(
-        sa.update(Job)
-        .where(fence)
-        .values(status=status.value, lease_owner=None, lease_expires_at=None, **values)
-        .execution_options(synchronize_session=False)
-    )
-    if matched_rows(done) != 1:
+    """Move the job `fence` names from running to `status`, giving back its slot."""
+    names = tuple(sorted(values))
+    statement = _leave_running_statement(names, fence.lease_out_at is not None)
+    parameters = fence.parameters()
+    parameters["new_status"] = status.value
+    parameters.update({f"new_{name}": values[name] for name in names})
+    if matched_rows(session.execute(statement, parameters)) != 1:
         session.rollback()
         return False
     record_job_changes(session, function_id, {JobStatus.RUNNING: -1, status: 1})
@@ -212,9 +280,7 @@ def recover_lost_attempt(
     else:
         status = JobStatus.PENDING
         values = {"error": reason, "enqueued_at": now}
-    fence = _attempt_is(lost.job_id, lost.attempt, lost.lease_owner)
-    if lost.lease_ran_out:
-        fence = sa.and_(fence, Job.lease_expires_at < now)
+    fence = _Fence(lost.job_id, lost.attempt, lost.lease_owner, now if lost.lease_ran_out else None)
     if not _leave_running(
         session, fence, lost.function_id, status, lost_count=lost_count, **values
     ):
