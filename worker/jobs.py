@@ -40,7 +40,7 @@ from .execution.joblog import JobLog
 from .execution.scratch import job_scratch_root
 from .lease_owners import worker_identity
 from .leases import Heartbeat
-from .workspace import prepare_function
+from .workspace import FunctionCode, prepare_function
 
 logger = logging.getLogger(__name__)
 
@@ -137,7 +137,15 @@ def _run_claimed(claim: Claim, heartbeat: Heartbeat) -> AttemptResult:
     settings = current_settings()
     # One read of what the attempt needs, after the claim: its arguments and function.
     row = db.session.execute(
-        sa.select(Job.args, Job.kwargs, Function)
+        sa.select(
+            Job.args,
+            Job.kwargs,
+            Function.cpus,
+            Function.memory,
+            Function.timeout,
+            Function.retry_count,
+            *FunctionCode.COLUMNS,
+        )
         .join(Function, Function.id == Job.function_id)
         .where(Job.id == claim.job_id)
     ).first()
@@ -146,12 +154,12 @@ def _run_claimed(claim: Claim, heartbeat: Heartbeat) -> AttemptResult:
         # there is nothing left to run or to record.
         logger.info("job %s was deleted before attempt %d started", claim.job_id, claim.attempt)
         return AttemptResult.SKIPPED
-    args, kwargs, function = row
-    retry_count = function.retry_count
+    args, kwargs, cpus, memory, timeout, retry_count, *code = row
+    function = FunctionCode(*code)
     limits = JobLimits(
-        cpus=function.cpus,
-        memory_mb=function.memory,
-        timeout_seconds=function.timeout,
+        cpus=cpus,
+        memory_mb=memory,
+        timeout_seconds=timeout,
         kill_grace_seconds=settings.kill_grace_seconds,
         disk_mb=settings.job_disk_mb,
     )

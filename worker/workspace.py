@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 from flask import current_app
@@ -26,7 +27,20 @@ class PreparationError(Exception):
     """The function cannot run here: its bundle or environment could not be made."""
 
 
-def prepare_function(function: Function) -> tuple[Path, Path]:
+@dataclass(frozen=True)
+class FunctionCode:
+    """What a worker needs of a function to run its code: its bundle and its image."""
+
+    id: str
+    bundle_sha256: str | None
+    bundle_key: str | None
+    image: str
+
+    # Selected in this order (`FunctionCode(*row)`).
+    COLUMNS = (Function.id, Function.bundle_sha256, Function.bundle_key, Function.image)
+
+
+def prepare_function(function: FunctionCode) -> tuple[Path, Path]:
     """Return (environment python, unpacked bundle directory) for `function`."""
     key = (function.id, function.bundle_sha256 or "")
     if key in _prepared and _prepared[key][1].is_dir():

@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 import psutil
 
+from .job_files import JobFiles
+from .job_slot import JobSlot
 from .job_user import JobIdentities, JobUser
 from .runtime import EXECUTOR_MAIN, job_script, scripts_directory
 from .sandbox import JobSandbox
@@ -112,8 +114,12 @@ class WarmExecutor:
     sandbox: JobSandbox
     confinement: Confinement
     resources: contextlib.ExitStack
+    # The directory its jobs run in, one after another (`job_slot.py`).
+    slot: JobSlot
     jobs_run: int = 0
     last_used: float = field(default_factory=time.monotonic)
+    # Its slot could not be reset after a job: it takes no more.
+    spoiled: bool = False
 
     @property
     def private_tmp(self) -> Path:
@@ -151,6 +157,9 @@ class WarmExecutor:
             shutil.copytree(bundle_dir, own_bundle, symlinks=False)
             user.give([private_tmp])
             user.give_tree(own_bundle)
+            slot_root = make_private_directory(confines.scratch_root, "job-", user)
+            resources.callback(shutil.rmtree, slot_root, ignore_errors=True)
+            slot = JobSlot(slot_root, bundle_dir, user)
             confinement = resources.enter_context(confines.enforcement.confine(limits))
             sandbox = JobSandbox(private_tmp, [*confines.visible(env_python), home])
 
@@ -173,7 +182,7 @@ class WarmExecutor:
             resources.callback(_end_process, process)
             confinement.attach(_Started(process))
             executor = cls(
-                env_python, bundle_dir, process, user, home, sandbox, confinement, resources
+                env_python, bundle_dir, process, user, home, sandbox, confinement, resources, slot
             )
         except BaseException:
             resources.close()
@@ -219,9 +228,19 @@ class WarmExecutor:
                 if process.info["uids"].real == self.user.uid and process.pid != self.process.pid:
                     process.kill()
 
-    def clear_tmp(self) -> None:
-        """Empty the private temporary directory after a job, keeping the bound skeleton."""
+    def begin_job(self, call: dict[str, Any]) -> JobFiles:
+        """The files of the next job, its call written."""
+        return self.slot.begin(call)
+
+    def end_job(self) -> None:
+        """Leave nothing of the job for the next one: empty the private temporary
+        directory (keeping the bound skeleton) and reset the job directory. Run once
+        the job's processes are gone."""
         clear_except(self.private_tmp, [inside for _, inside in self.sandbox.skeleton])
+        try:
+            self.slot.reset()
+        except OSError:
+            self.spoiled = True
 
     def _read(self, timeout: float | None) -> dict[str, Any]:
         stdout = self.process.stdout
@@ -271,7 +290,7 @@ class WarmExecutor:
 
     def worn_out(self) -> bool:
         idle = time.monotonic() - self.last_used
-        return self.jobs_run >= MAX_JOBS_PER_EXECUTOR or idle > MAX_IDLE_SECONDS
+        return self.spoiled or self.jobs_run >= MAX_JOBS_PER_EXECUTOR or idle > MAX_IDLE_SECONDS
 
     def close(self) -> None:
         """End the executor and everything it started, give back its uid, remove its home."""

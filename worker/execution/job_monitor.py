@@ -198,12 +198,8 @@ def run_process(
             except ExecutorUnavailable:
                 executor = None  # the cold path reproduces the import error in the job's log
             if executor is not None:
-                files = JobFiles(
-                    make_private_directory(confines.scratch_root, "job-", executor.user)
-                )
-                stack.callback(shutil.rmtree, files.root, ignore_errors=True)
-                stack.callback(executor.clear_tmp)
-                files.prepare(bundle_dir, call, executor.user)
+                files = executor.begin_job(call)
+                stack.callback(executor.end_job)
                 # Measured before the job runs: what it starts with is not its writing.
                 disk = DiskWatch([files.root, executor.private_tmp], limits.disk_mb)
                 env = job_environment(limits, env_python, str(files.home))
@@ -298,14 +294,12 @@ def _start_cold(
     return Launched(ColdProcess(popen), pumps, lambda: None)
 
 
-def _fifo_reader(path: Path, user: JobUser) -> tuple[IO[bytes], int]:
-    """A blocking reader of a new FIFO the job may write, and a write end we hold so that
-    it does not see end-of-file before the job child has opened its own."""
-    os.mkfifo(path, 0o600)
+def _fifo_reader(path: Path) -> tuple[IO[bytes], int]:
+    """A blocking reader of a FIFO the job may write, and a write end we hold so that it
+    does not see end-of-file before the job child has opened its own."""
     read_fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     hold_fd = os.open(path, os.O_WRONLY)
     os.set_blocking(read_fd, True)
-    user.give([path])
     return os.fdopen(read_fd, "rb"), hold_fd
 
 
@@ -317,11 +311,8 @@ def _start_warm(
     limits: JobLimits,
     log: JobLog,
 ) -> Launched | None:
-    user = executor.user
-    readers = [_fifo_reader(files.root / name, user) for name in ("stdout", "stderr")]
+    readers = [_fifo_reader(files.root / name) for name in ("stdout", "stderr")]
     gate = files.root / "gate"
-    os.mkfifo(gate, 0o600)
-    user.give([gate])
     request = {
         "call": str(files.call),
         "result": str(files.result),

@@ -34,6 +34,25 @@ def main(action, *args):
         return os.path.exists("scratch.txt")
     if action == "read":
         return os.path.exists("scratch.txt")
+    if action == "litter":
+        # Everything a job can leave behind in the places it may write.
+        home, tmp = os.environ["HOME"], os.environ.get("TMPDIR", "/tmp")
+        open(os.path.join(home, "left.txt"), "w").write("mine")
+        os.makedirs(os.path.join(home, "deep", "er"))
+        os.symlink("/etc/passwd", os.path.join(home, "link"))
+        open("/tmp/left.txt", "w").write("mine")
+        with open("__dlentrypoint__.py", "a") as source:
+            source.write("# changed by a job\\n")
+        os.chmod("__dlentrypoint__.py", 0o777)
+        os.mkdir("made_here")
+        return sorted(os.listdir(home))
+    if action == "look":
+        home = os.environ["HOME"]
+        source = open("__dlentrypoint__.py").read()
+        return {"home": sorted(os.listdir(home)), "cwd": sorted(os.listdir(".")),
+                "tmp": os.path.exists("/tmp/left.txt"),
+                "changed": source.endswith("# changed by a job\\n"),
+                "mode": oct(os.stat("__dlentrypoint__.py").st_mode & 0o777)}
     if action == "raise":
         raise KeyError("nope")
     if action == "sleep":
@@ -99,14 +118,27 @@ def test_jobs_share_one_import_and_run_in_separate_children(
     assert first.ending is Ending.EXITED and first.exit_code == 0
     assert one["imported_at"] == two["imported_at"] and one["importer"] == two["importer"]
     assert len({one["pid"], two["pid"], one["importer"]}) == 3
-    assert one["cwd"] != two["cwd"]  # each job works in its own copy of the bundle
-    assert one["home"] != two["home"]
     assert "job in" in first_log
 
 
 def test_a_jobs_files_do_not_reach_the_next_job(pool: ExecutorPool, bundle: Path) -> None:
     assert value(run_job(pool, bundle, "write")[0]) is True
     assert value(run_job(pool, bundle, "read")[0]) is False
+
+
+def test_the_next_job_finds_its_directory_as_the_first_one_did(
+    pool: ExecutorPool, bundle: Path
+) -> None:
+    first = value(run_job(pool, bundle, "look")[0])
+    assert value(run_job(pool, bundle, "litter")[0]) == ["deep", "left.txt", "link"]
+    assert value(run_job(pool, bundle, "look")[0]) == first
+    assert first == {
+        "home": [],
+        "cwd": ["__dlentrypoint__.py"],
+        "tmp": False,
+        "changed": False,
+        "mode": first["mode"],
+    }
 
 
 def test_an_exception_is_a_failure_with_its_traceback(pool: ExecutorPool, bundle: Path) -> None:
