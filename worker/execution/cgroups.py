@@ -300,6 +300,18 @@ class JobCgroup:
         peak = self._file("memory", "memory.max_usage_in_bytes", "memory.peak")
         return int(_read(peak)) / MIB if peak is not None and peak.exists() else None
 
+    def reset_peak(self) -> bool:
+        """Start the kernel's peak memory count over (v1 only: v2's memory.peak restarts
+        only for the file handle that asks); whether it did."""
+        memory = self.support.controller("memory")
+        if memory is None or memory.version != 1:
+            return False
+        try:
+            _write(self._dirs[memory] / "memory.max_usage_in_bytes", "0")
+        except OSError:
+            return False
+        return True
+
     def signal(self, signum: int) -> None:
         for pid in self.members():
             with contextlib.suppress(ProcessLookupError):

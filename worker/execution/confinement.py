@@ -175,11 +175,17 @@ class TreeConfinement:
 class CgroupConfinement:
     """The job's own cgroups: every process it starts is counted, limited and killed there."""
 
-    def __init__(self, cgroup: JobCgroup, limits: JobLimits) -> None:
+    def __init__(self, cgroup: JobCgroup, limits: JobLimits, reused: bool = False) -> None:
+        """`reused`: the cgroups held earlier jobs (an executor's, one job after another),
+        so the kernel's counts so far are theirs: out of memory is a kill after this
+        point, and the peak is counted again from here where the kernel allows, else
+        sampled while this job runs."""
         self.cgroup = cgroup
         self.limits = limits
         self.memory_limited = cgroup.support.controller("memory") is not None
         self.peak = 0.0
+        self.oom_kills_before = cgroup.oom_kills() if reused and self.memory_limited else 0
+        self.kernel_peak = not reused or cgroup.reset_peak()
 
     @staticmethod
     def describe(support: CgroupSupport) -> dict[str, str]:
@@ -233,7 +239,7 @@ class CgroupConfinement:
             self.peak = max(self.peak, rss)
             return rss > self.limits.memory_mb
         self.peak = max(self.peak, self.cgroup.memory_mb() or 0.0)
-        return self.cgroup.oom_kills() > 0
+        return self.cgroup.oom_kills() > self.oom_kills_before
 
     def end(self, grace: float) -> None:
         if not self.cgroup.members():
@@ -244,4 +250,6 @@ class CgroupConfinement:
         self.cgroup.kill()
 
     def peak_memory_mb(self) -> float:
+        if not self.kernel_peak:
+            return self.peak
         return max(self.peak, self.cgroup.peak_memory_mb() or 0.0)

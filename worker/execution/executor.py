@@ -33,7 +33,7 @@ from .scratch import clear_except, make_private_directory
 
 if TYPE_CHECKING:
     from .confinement import Confinement
-    from .host_enforcement import Enforcement
+    from .host_enforcement import Enforcement, JobsInTurn
     from .job_limits import JobLimits
 
 START_TIMEOUT_SECONDS = 60.0
@@ -114,8 +114,9 @@ class WarmExecutor:
     sandbox: JobSandbox
     confinement: Confinement
     resources: contextlib.ExitStack
-    # The directory its jobs run in, one after another (`job_slot.py`).
+    # The directory its jobs run in, one after another (`job_slot.py`), and their cgroups.
     slot: JobSlot
+    jobs: JobsInTurn
     jobs_run: int = 0
     last_used: float = field(default_factory=time.monotonic)
     # Its slot could not be reset after a job: it takes no more.
@@ -161,6 +162,7 @@ class WarmExecutor:
             resources.callback(shutil.rmtree, slot_root, ignore_errors=True)
             slot = JobSlot(slot_root, bundle_dir, user)
             confinement = resources.enter_context(confines.enforcement.confine(limits))
+            jobs = resources.enter_context(confines.enforcement.confine_in_turn(limits))
             sandbox = JobSandbox(private_tmp, [*confines.visible(env_python), home])
 
             def setup() -> None:
@@ -182,7 +184,16 @@ class WarmExecutor:
             resources.callback(_end_process, process)
             confinement.attach(_Started(process))
             executor = cls(
-                env_python, bundle_dir, process, user, home, sandbox, confinement, resources, slot
+                env_python,
+                bundle_dir,
+                process,
+                user,
+                home,
+                sandbox,
+                confinement,
+                resources,
+                slot,
+                jobs,
             )
         except BaseException:
             resources.close()
@@ -290,7 +301,8 @@ class WarmExecutor:
 
     def worn_out(self) -> bool:
         idle = time.monotonic() - self.last_used
-        return self.spoiled or self.jobs_run >= MAX_JOBS_PER_EXECUTOR or idle > MAX_IDLE_SECONDS
+        spoiled = self.spoiled or self.jobs.spoiled
+        return spoiled or self.jobs_run >= MAX_JOBS_PER_EXECUTOR or idle > MAX_IDLE_SECONDS
 
     def close(self) -> None:
         """End the executor and everything it started, give back its uid, remove its home."""

@@ -54,6 +54,22 @@ class Enforcement:
         finally:
             cgroup.remove()  # kills whatever is still in it first
 
+    @contextlib.contextmanager
+    def confine_in_turn(self, limits: JobLimits) -> Iterator[JobsInTurn]:
+        """Confinements for jobs that run one after another under the same limits (a
+        warm executor's): one set of cgroups made for all of them, emptied after each,
+        removed on exit. Making and removing cgroups costs a no-op job more than its run.
+        """
+        if self.support is None:
+            yield JobsInTurn(self, limits, None)
+            return
+        cgroup = JobCgroup(self.support)
+        try:
+            cgroup.limit(limits.memory_mb, limits.cpus, limits.max_processes)
+            yield JobsInTurn(self, limits, cgroup)
+        finally:
+            cgroup.remove()  # kills whatever is still in it first
+
     def describe(self) -> dict[str, str]:
         """Which mechanism enforces each limit, for the worker's start-up log."""
         if self.support is None:
@@ -91,3 +107,30 @@ def describe_enforcement(mode: str = "auto") -> dict[str, str]:
         EnforcementUnavailable: `cgroup` was asked for and this host has none usable.
     """
     return select_enforcement(mode).describe()
+
+
+class JobsInTurn:
+    """The confinement of each job of a series, in the series' cgroups when there are any."""
+
+    def __init__(self, enforcement: Enforcement, limits: JobLimits, cgroup: JobCgroup | None):
+        self.enforcement = enforcement
+        self.limits = limits
+        self.cgroup = cgroup
+        self.spoiled = False
+
+    @contextlib.contextmanager
+    def confine(self) -> Iterator[Confinement]:
+        """One job's confinement; on exit nothing of the job is left running."""
+        if self.cgroup is None:
+            with self.enforcement.confine(self.limits) as confinement:
+                yield confinement
+            return
+        confinement = CgroupConfinement(self.cgroup, self.limits, reused=True)
+        try:
+            yield confinement
+        finally:
+            # The next job must find the cgroups empty: cgroups that could not be emptied
+            # take no further job.
+            confinement.end(grace=0)
+            if self.cgroup.members():
+                self.spoiled = True

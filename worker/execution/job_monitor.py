@@ -171,7 +171,7 @@ def run_process(
     deadline = started + limits.timeout_seconds
     call = {"args": args or [], "kwargs": kwargs or {}}
     with contextlib.ExitStack() as stack:
-        confinement = stack.enter_context(confines.enforcement.confine(limits))
+        confinement: Confinement
         launched: Launched | None = None
         if executors is not None:
             try:
@@ -200,11 +200,15 @@ def run_process(
             if executor is not None:
                 files = executor.begin_job(call)
                 stack.callback(executor.end_job)
+                # Exited before the callback above runs: the job's processes are gone
+                # before its directories are reset.
+                confinement = stack.enter_context(executor.jobs.confine())
                 # Measured before the job runs: what it starts with is not its writing.
                 disk = DiskWatch([files.root, executor.private_tmp], limits.disk_mb)
                 env = job_environment(limits, env_python, str(files.home))
                 launched = _start_warm(executors, executor, env, files, limits, log)
         if launched is None:
+            confinement = stack.enter_context(confines.enforcement.confine(limits))
             user = stack.enter_context(confines.identities.lease())
             files = JobFiles(make_private_directory(confines.scratch_root, "job-", user))
             stack.callback(shutil.rmtree, files.root, ignore_errors=True)

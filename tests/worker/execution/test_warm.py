@@ -16,7 +16,7 @@ from worker.execution.job_limits import JobLimits
 from worker.execution.job_monitor import Ending, ProcessOutcome, run_process
 from worker.execution.joblog import JobLog
 
-from .conftest import job_python, survivors
+from .conftest import SUPPORT, job_python, survivors
 
 ENTRYPOINT = """
 import os, sys, time
@@ -163,6 +163,13 @@ def test_a_warm_job_past_its_timeout_ends_with_its_children(
 def test_a_warm_job_past_its_memory_ends_out_of_memory(pool: ExecutorPool, bundle: Path) -> None:
     outcome, _ = run_job(pool, bundle, "allocate", 400, memory_mb=150)
     assert outcome.ending is Ending.OUT_OF_MEMORY
+    # The next job of the same executor runs in the same cgroups: the kill before it is
+    # not its own, and it starts with the memory it has.
+    again, _ = run_job(pool, bundle, "allocate", 40, memory_mb=150)
+    assert again.ending is Ending.EXITED and value(again) == 40 * 1024 * 1024
+    memory = SUPPORT.controller("memory") if SUPPORT else None
+    if memory is not None and memory.version == 1:  # elsewhere the peak is only sampled
+        assert again.peak_rss_mb >= 40
 
 
 def test_an_import_error_falls_back_to_a_cold_start_that_logs_it(
