@@ -97,6 +97,24 @@ def _output_redactor() -> Redactor:
     return job_output_redactor(current_app.config)
 
 
+# One read of what an attempt needs once its job is claimed: the arguments, the limits
+# and the code. Built once: it runs on every job's path, where building it costs more
+# than running it.
+_WORK_OF_JOB = (
+    sa.select(
+        Job.args,
+        Job.kwargs,
+        Function.cpus,
+        Function.memory,
+        Function.timeout,
+        Function.retry_count,
+        *FunctionCode.COLUMNS,
+    )
+    .join(Function, Function.id == Job.function_id)
+    .where(Job.id == sa.bindparam("claimed_job"))
+)
+
+
 def function_of_job(job_id: str) -> str | None:
     """The function `job_id` belongs to; None once the job is deleted."""
     return db.session.scalar(sa.select(Job.function_id).where(Job.id == job_id))
@@ -135,20 +153,7 @@ def _give_back(claim: Claim, reason: str) -> AttemptResult:
 
 def _run_claimed(claim: Claim, heartbeat: Heartbeat) -> AttemptResult:
     settings = current_settings()
-    # One read of what the attempt needs, after the claim: its arguments and function.
-    row = db.session.execute(
-        sa.select(
-            Job.args,
-            Job.kwargs,
-            Function.cpus,
-            Function.memory,
-            Function.timeout,
-            Function.retry_count,
-            *FunctionCode.COLUMNS,
-        )
-        .join(Function, Function.id == Job.function_id)
-        .where(Job.id == claim.job_id)
-    ).first()
+    row = db.session.execute(_WORK_OF_JOB, {"claimed_job": claim.job_id}).first()
     if row is None:
         # Deleted since the claim committed (deleting a running job counts it out itself):
         # there is nothing left to run or to record.

@@ -145,7 +145,9 @@ class EnvironmentCache:
                 try:
                     installer.create(interpreter.path, staging)
                     if requirements:
-                        requirements_file = build_dir / "requirements.txt"
+                        # In the scratch directory, which the build's namespace shows
+                        # wherever the cache lies (under /tmp, the rest is private).
+                        requirements_file = scratch / "requirements.txt"
                         requirements_file.write_text(requirements_file_text(list(requirements)))
                         requirements_file.chmod(0o644)
                         installer.install(staging / "bin" / "python", requirements_file)

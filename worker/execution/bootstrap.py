@@ -113,21 +113,27 @@ def fail(error: BaseException, failure_file: str | None) -> NoReturn:
 
 def run_call(
     load_entrypoint: Callable[[], Callable[..., Any]],
-    call_file: str,
+    call: dict[str, Any] | str,
     result_file: str,
     failure_file: str | None = None,
 ) -> None:
-    """Call the entrypoint with the call file's arguments and save its encoded value.
+    """Call the entrypoint with the call's arguments and save its encoded value.
+
+    `call` is the call itself (`{"args": [...], "kwargs": {...}}`, from a warm executor's
+    request) or the path of the file holding it (a cold start's).
 
     Any exception, the entrypoint's import included, prints its traceback to stderr,
     writes its summary to `failure_file` and ends the process with `EXCEPTION_EXIT_CODE`,
     leaving no result file. `sys.exit(n)` ends it with `n` and leaves no summary.
     """
-    with open(call_file, "rb") as handle:
-        call = json.load(handle)
+    if isinstance(call, str):
+        with open(call, "rb") as handle:
+            arguments = json.load(handle)
+    else:
+        arguments = call
     try:
         entrypoint = load_entrypoint()
-        value = entrypoint(*(call.get("args") or []), **(call.get("kwargs") or {}))
+        value = entrypoint(*(arguments.get("args") or []), **(arguments.get("kwargs") or {}))
         encoded = encode(value)
     except SystemExit as stop:
         exit_like_a_script(stop, failure_file)

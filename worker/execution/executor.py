@@ -239,9 +239,10 @@ class WarmExecutor:
                 if process.info["uids"].real == self.user.uid and process.pid != self.process.pid:
                     process.kill()
 
-    def begin_job(self, call: dict[str, Any]) -> JobFiles:
-        """The files of the next job, its call written."""
-        return self.slot.begin(call)
+    @property
+    def job_files(self) -> JobFiles:
+        """Where each of its jobs runs (reset after each: `end_job`)."""
+        return self.slot.files
 
     def end_job(self) -> None:
         """Leave nothing of the job for the next one: empty the private temporary
@@ -272,8 +273,11 @@ class WarmExecutor:
         stdin = self.process.stdin
         assert stdin is not None
         try:
-            stdin.write(json.dumps(request).encode() + b"\n")
-            stdin.flush()
+            # A request may be megabytes of arguments: written whole, however the pipe
+            # takes it.
+            unsent = memoryview(json.dumps(request).encode() + b"\n")
+            while unsent:
+                unsent = unsent[os.write(stdin.fileno(), unsent) :]
             message = self._read(START_TIMEOUT_SECONDS)
         except (OSError, TimeoutError) as error:
             raise ExecutorUnavailable(str(error)) from error

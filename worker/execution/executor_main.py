@@ -34,6 +34,7 @@ def _load_bootstrap() -> ModuleType:
 
 
 BOOTSTRAP = _load_bootstrap()
+NOT_RELEASED_EXIT_CODE = 70
 
 
 def reply(message: dict[str, Any]) -> None:
@@ -44,9 +45,16 @@ def reply(message: dict[str, Any]) -> None:
 def run_child(request: dict[str, Any], entrypoint: Callable[..., Any]) -> NoReturn:
     os.setsid()
     # Wait at the gate until the worker has put this process under the job's limits.
-    gate = os.open(request["gate"], os.O_RDONLY)
-    os.read(gate, 2)
+    # The worker holds the gate open from before this fork until the job is over: opened
+    # without waiting for a writer, a gate already let go of reads as closed at once.
+    gate = os.open(request["gate"], os.O_RDONLY | os.O_NONBLOCK)
+    os.set_blocking(gate, True)
+    released = os.read(gate, 2)
     os.close(gate)
+    if released != b"go":
+        # The worker let go of the gate without releasing the child: it was never
+        # confined, so it must not run the job.
+        os._exit(NOT_RELEASED_EXIT_CODE)
     stdin = os.open(os.devnull, os.O_RDONLY)
     stdout = os.open(request["stdout"], os.O_WRONLY)
     stderr = os.open(request["stderr"], os.O_WRONLY)

@@ -46,7 +46,7 @@ from .job_limits import JobLimits
 from .job_user import JobIdentities, JobUser, resolve_job_identities
 from .joblog import MAX_LINE_BYTES, JobLog
 from .kept_threads import kept_threads
-from .process_handle import ColdProcess, JobProcess, WarmProcess
+from .process_handle import ColdProcess, JobProcess, WarmProcess, open_gate
 from .runtime import BOOTSTRAP, job_script
 from .sandbox import JobSandbox
 from .scratch import DiskWatch, make_private_directory
@@ -127,6 +127,8 @@ class Launched:
     pumps: Pumps
     release: Callable[[], None]
     executor: WarmExecutor | None = None
+    # What `release` holds until it runs, let go of whether or not it ran.
+    close: Callable[[], None] = lambda: None
 
 
 def run_process(
@@ -198,7 +200,7 @@ def run_process(
             except ExecutorUnavailable:
                 executor = None  # the cold path reproduces the import error in the job's log
             if executor is not None:
-                files = executor.begin_job(call)
+                files = executor.job_files
                 stack.callback(executor.end_job)
                 # Exited before the callback above runs: the job's processes are gone
                 # before its directories are reset.
@@ -206,7 +208,7 @@ def run_process(
                 # Measured before the job runs: what it starts with is not its writing.
                 disk = DiskWatch([files.root, executor.private_tmp], limits.disk_mb)
                 env = job_environment(limits, env_python, str(files.home))
-                launched = _start_warm(executors, executor, env, files, limits, log)
+                launched = _start_warm(executors, executor, env, files, call, limits, log)
         if launched is None:
             confinement = stack.enter_context(confines.enforcement.confine(limits))
             user = stack.enter_context(confines.identities.lease())
@@ -218,6 +220,7 @@ def run_process(
             sandbox = JobSandbox(files.tmp, [*confines.visible(env_python), files.root])
             launched = _start_cold(env_python, env, files, limits, confinement, sandbox, log, user)
         process = launched.process
+        stack.callback(launched.close)
         confinement.attach(process)
         launched.release()
         ending = _watch(process, confinement, limits, disk, started, abandon or threading.Event())
@@ -312,13 +315,14 @@ def _start_warm(
     executor: WarmExecutor,
     env: dict[str, str],
     files: JobFiles,
+    call: dict[str, Any],
     limits: JobLimits,
     log: JobLog,
 ) -> Launched | None:
     readers = [_fifo_reader(files.root / name) for name in ("stdout", "stderr")]
     gate = files.root / "gate"
     request = {
-        "call": str(files.call),
+        "call": call,
         "result": str(files.result),
         "failure": str(files.failure),
         "cwd": str(files.work_dir),
@@ -329,14 +333,16 @@ def _start_warm(
         "cpus": sorted(limits.cpu_set()),
     }
     pumps = Pumps([reader for reader, _ in readers], log, keep_open=[hold for _, hold in readers])
+    gate_fd = open_gate(gate)
     try:
         pid = executor.start_job(request)
     except ExecutorUnavailable:
+        os.close(gate_fd)
         executors.discard(executor)
         pumps.finish()
         return None
-    process = WarmProcess(executors, executor, pid, gate)
-    return Launched(process, pumps, process.release, executor)
+    process = WarmProcess(executors, executor, pid, gate_fd)
+    return Launched(process, pumps, process.release, executor, process.close_gate)
 
 
 def _watch(

@@ -5,30 +5,27 @@ no-op job more than running it: on a disk-backed file system every one is a jour
 metadata change. An executor runs one job at a time, always as the same uid, so it keeps
 one directory for all of them. After each job the worker empties what the job could
 write (its home and its result directory) and compares the copy of the bundle with what
-it copied; only a copy the job changed is copied again. The output FIFOs, the gate and
-the call file are the worker's, and stay.
+it copied; only a copy the job changed is copied again. The output FIFOs and the gate
+are the worker's, and stay; the call itself goes to the executor with the request.
 
 Every job still starts as the first one did: an empty home, an empty result directory,
-a bundle exactly as shipped, its own call.
+a bundle exactly as shipped.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import stat
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from .job_files import JobFiles
 from .job_user import JobUser
 
-# The worker's pipes and the call file: the job may use them, never replace them.
+# The worker's pipes: the job may use them, never replace them.
 FIFO_NAMES = ("stdout", "stderr", "gate")
-CALL_MODE = 0o640
 
 
 @dataclass(frozen=True)
@@ -86,24 +83,12 @@ class JobSlot:
         for name in FIFO_NAMES:
             os.mkfifo(root / name, 0o600)
         user.give(root / name for name in FIFO_NAMES)
-        fd = os.open(self.files.call, os.O_WRONLY | os.O_CREAT | os.O_EXCL, CALL_MODE)
-        os.close(fd)
-        if user.switches:
-            # Readable by the job, not writable: the call is the worker's word.
-            os.chown(self.files.call, 0, user.gid)
         self._copy_bundle()
 
     def _copy_bundle(self) -> None:
         shutil.copytree(self.bundle_dir, self.files.work_dir, symlinks=False)
         self.user.give_tree(self.files.work_dir)
         self._pristine = snapshot(self.files.work_dir)
-
-    def begin(self, call: dict[str, Any]) -> JobFiles:
-        """Write the job's call; return its files."""
-        fd = os.open(self.files.call, os.O_WRONLY | os.O_TRUNC | os.O_NOFOLLOW)
-        with os.fdopen(fd, "w") as handle:
-            json.dump(call, handle)
-        return self.files
 
     def reset(self) -> None:
         """Make the directory as the next job must find it; run once the job's processes

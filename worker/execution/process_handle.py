@@ -7,17 +7,15 @@ executor forked. Confinements and the watch loop see both through `pid`, `poll()
 
 from __future__ import annotations
 
-import errno
 import os
 import subprocess
-import time
 from pathlib import Path
 from typing import Protocol
 
 from .confinement import WatchedProcess
 from .executor import ExecutorPool, ExecutorUnavailable, WarmExecutor
 
-GATE_OPEN_SECONDS = 10.0
+GO = b"go"  # what the child waits to read at its gate
 KILLED_EXIT_CODE = -9
 
 
@@ -50,36 +48,45 @@ class ColdProcess:
         return self.popen.wait()
 
 
+def open_gate(path: Path) -> int:
+    """Open a job child's gate FIFO for reading and writing, before the child exists.
+
+    A FIFO held open both ways never blocks its opener: the child's own open returns at
+    once and its read waits for `GO`, so the worker need not wait for the child to reach
+    its gate before releasing it. Held until the job is over (`WarmProcess.close_gate`).
+    """
+    return os.open(path, os.O_RDWR | os.O_NONBLOCK)
+
+
 class WarmProcess:
     """A job child of a warm executor, waiting at its gate until released."""
 
     adopted = True
 
-    def __init__(self, pool: ExecutorPool, executor: WarmExecutor, pid: int, gate: Path) -> None:
+    def __init__(self, pool: ExecutorPool, executor: WarmExecutor, pid: int, gate: int) -> None:
+        """`gate`: the worker's descriptor of the child's gate FIFO, open for reading and
+        writing (`open_gate`)."""
         self.pool = pool
         self.executor = executor
         self.pid = pid
-        self.gate = gate
+        self.gate: int | None = gate
         self.returncode: int | None = None
 
     def release(self) -> None:
         """Let the child run user code; call once it is confined."""
-        deadline = time.monotonic() + GATE_OPEN_SECONDS
-        while True:
-            try:
-                fd = os.open(self.gate, os.O_WRONLY | os.O_NONBLOCK)
-                break
-            except OSError as error:
-                # ENXIO: the child has not opened its end yet.
-                if error.errno != errno.ENXIO or time.monotonic() > deadline:
-                    raise ExecutorUnavailable("the job child never reached its gate") from error
-                if self.poll() is not None:
-                    return
-                time.sleep(0.001)
-        try:
-            os.write(fd, b"go")
-        finally:
-            os.close(fd)
+        if self.gate is not None:
+            os.write(self.gate, GO)
+
+    def close_gate(self) -> None:
+        """Let go of the gate once the job is over, released or not.
+
+        Not at release: the child may not have opened its end yet, and a FIFO nobody
+        holds open loses what was written to it. A child never released reads the end of
+        the file instead of `GO`, and exits without running the job.
+        """
+        if self.gate is not None:
+            os.close(self.gate)
+            self.gate = None
 
     def _collect(self, timeout: float) -> int | None:
         if self.returncode is None:

@@ -13,6 +13,7 @@ import shutil
 import socket
 import subprocess
 import tarfile
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -179,3 +180,31 @@ def test_an_unprivileged_build_leaves_an_environment_of_root_that_nobody_can_cha
         check=True,
     ).stdout
     assert shown.strip() == "42"
+
+
+def test_a_cache_under_tmp_builds_requirements_its_namespace_hides_the_rest_of(
+    reachable: Path,
+    identities: JobIdentities,
+    interpreter,
+    wheelhouse: Path,  # noqa: ANN001
+) -> None:
+    # /tmp is private in the build's namespace: only its scratch, its environment taking
+    # shape and the package sources are bound back in, and the requirements must be too.
+    shared = reachable / "wheelhouse"
+    shutil.copytree(wheelhouse, shared)
+    for path in (shared, *shared.iterdir()):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    under_tmp = Path(tempfile.mkdtemp(prefix="compute-tests-", dir="/tmp"))
+    try:
+        under_tmp.chmod(0o711)
+        options = InstallerOptions(wheelhouse=shared, timeout_seconds=120, builds_as=identities)
+        environment = EnvironmentCache(under_tmp / "envs", options).get(interpreter, ["tinypkg"])
+        shown = subprocess.run(
+            [str(environment.python), "-c", "import tinypkg; print(tinypkg.VALUE)"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        assert shown.strip() == "42"
+    finally:
+        shutil.rmtree(under_tmp, ignore_errors=True)

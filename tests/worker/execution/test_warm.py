@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from worker.execution.confinement import CgroupConfinement, TreeConfinement
 from worker.execution.executor import ExecutorPool
 from worker.execution.job_limits import JobLimits
 from worker.execution.job_monitor import Ending, ProcessOutcome, run_process
@@ -53,6 +54,8 @@ def main(action, *args):
                 "tmp": os.path.exists("/tmp/left.txt"),
                 "changed": source.endswith("# changed by a job\\n"),
                 "mode": oct(os.stat("__dlentrypoint__.py").st_mode & 0o777)}
+    if action == "measure":
+        return [len(args[0]), args[0][-8:]]
     if action == "raise":
         raise KeyError("nope")
     if action == "sleep":
@@ -139,6 +142,34 @@ def test_the_next_job_finds_its_directory_as_the_first_one_did(
         "changed": False,
         "mode": first["mode"],
     }
+
+
+def test_megabytes_of_arguments_reach_the_job_whole(pool: ExecutorPool, bundle: Path) -> None:
+    # Far past what a pipe holds: the request is written to the executor in pieces.
+    text = "x" * (8 * 1024 * 1024) + "the end."
+    assert value(run_job(pool, bundle, "measure", text)[0]) == [len(text), "the end."]
+    assert value(run_job(pool, bundle, "measure", "short")[0]) == [5, "short"]
+
+
+def test_a_child_the_worker_could_not_confine_never_runs_the_job(
+    pool: ExecutorPool, bundle: Path, marker: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(self: object, process: object) -> None:
+        raise RuntimeError("could not confine")
+
+    assert value(run_job(pool, bundle, "measure", "warm")[0]) == [4, "warm"]
+    for confinement in (CgroupConfinement, TreeConfinement):
+        monkeypatch.setattr(confinement, "attach", refuse)
+    with pytest.raises(RuntimeError, match="could not confine"):
+        run_job(pool, bundle, "sleep", marker)
+    # Left at its gate, the child finds it closed and exits before any user code runs:
+    # the executor is free for the next job at once (a child running the job would hold
+    # it for the job's minute of sleep), and nothing the job would have started appears.
+    monkeypatch.undo()
+    started = time.monotonic()
+    assert value(run_job(pool, bundle, "measure", "next")[0]) == [4, "next"]
+    assert time.monotonic() - started < 20
+    assert not survivors(marker)
 
 
 def test_an_exception_is_a_failure_with_its_traceback(pool: ExecutorPool, bundle: Path) -> None:
