@@ -115,6 +115,12 @@ class Job(Document):
         self._require_saved("refresh")
         self._load_from_remote(get_default_client().json("GET", f"/jobs/{self.id}"))
 
+    def _refresh_when_final(self, seconds: float) -> None:
+        """Reload the Job once it is final, or after ``seconds``: the service waits."""
+        self._require_saved("refresh")
+        params = {"wait": f"{seconds:.3f}"}
+        self._load_from_remote(get_default_client().json("GET", f"/jobs/{self.id}", params=params))
+
     def save(self) -> None:
         """Create the Job, or send the attributes changed since it was loaded.
 
@@ -238,4 +244,5 @@ class Job(Document):
             interval,
             f"Job {self.id} did not complete before timeout!",
             f"Job {self.id}",
+            refresh_waiting=self._refresh_when_final,
         )

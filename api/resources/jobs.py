@@ -1,12 +1,12 @@
-"""`/jobs`: submit one or many, rerun, read, change, delete, list, result and log (or
-its last bytes, `Range: bytes=-N`)."""
+"""`/jobs`: submit one or many, rerun, read (or wait for the end: `?wait=S`), change,
+delete, list, result and log (or its last bytes, `Range: bytes=-N`)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Blueprint, Response, current_app, jsonify, request
 from sqlalchemy.exc import IntegrityError
 
 from compute.server.blobstore import job_log_key, job_prefix, job_result_key
@@ -18,6 +18,7 @@ from worker import publishing
 
 from ..auth import authenticate_request, current_identity
 from ..errors import Conflict, NotFound
+from ..job_waits import requested_wait, wait_until_final
 from ..ownership import get_owned, owner_scope
 from ..query.fields import JOB_QUERY_FIELDS
 from ..query.totals import job_total_from_counters
@@ -140,7 +141,12 @@ def rerun_jobs() -> tuple[Response, int]:
 
 @blueprint.get("/jobs/<job_id>")
 def get_job(job_id: str) -> Response:
-    return jsonify(job_to_json(get_owned(Job, job_id)))
+    wait = requested_wait(request.args)
+    job = get_owned(Job, job_id)
+    if wait and job.status not in JobStatus.final():
+        wait_until_final(job.id, wait)
+        job = get_owned(Job, job_id)  # deleted meanwhile: a 404, as without the wait
+    return jsonify(job_to_json(job))
 
 
 @blueprint.patch("/jobs/<job_id>")

@@ -263,6 +263,10 @@ CASES = [
     Case("limit negative", "GET", "/jobs", 400, "limit", params={"limit": "-1"}),
     Case("page_size too large", "GET", FN, 400, "page_size", params={"page_size": "100000"}),
     Case("page_size zero", "GET", "/jobs", 400, "page_size", params={"page_size": "0"}),
+    Case("wait not a number", "GET", JOB, 400, "wait", params={"wait": "a while"}),
+    Case("wait negative", "GET", JOB, 400, "wait", params={"wait": "-1"}),
+    Case("wait nan", "GET", JOB, 400, "wait", params={"wait": "nan"}),
+    Case("wait past the most", "GET", JOB, 400, "wait", params={"wait": "3600"}),
     Case("cursor garbage", "GET", "/jobs", 400, "page_cursor", params={"page_cursor": "abc"}),
     Case(
         "cursor forged",

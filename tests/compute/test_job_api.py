@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import threading
 import time
 from datetime import datetime, timedelta, timezone
 
@@ -20,6 +21,7 @@ from compute import (
     Serializable,
     ValidationError,
 )
+from compute._client import get_default_client
 from compute._job import LOG_TAIL_LINES
 
 from .outcomes import finish_job
@@ -183,6 +185,28 @@ def test_log_lines(fn, api_server, capsys):
     assert stamped[0] == f"{local} hello"
     job.log(timestamps=False)
     assert capsys.readouterr().out == "hello\nworld\n"
+
+
+def test_the_service_answers_a_wait_as_the_job_ends(fn, api_server):
+    job = fn(1)
+    threading.Timer(0.3, finish_job, (api_server, job)).start()
+    started = time.monotonic()
+    answer = get_default_client().json("GET", f"/jobs/{job.id}", params={"wait": "5"})
+    waited = time.monotonic() - started
+    assert answer["status"] == "success"
+    assert 0.25 < waited < 2.5  # answered as it ended, not at the end of the wait
+    # A job already final, or no wait asked: at once.
+    started = time.monotonic()
+    get_default_client().json("GET", f"/jobs/{job.id}", params={"wait": "5"})
+    assert time.monotonic() - started < 1
+
+
+def test_a_wait_past_its_seconds_answers_with_the_job_as_it_is(fn):
+    job = fn(1)
+    started = time.monotonic()
+    answer = get_default_client().json("GET", f"/jobs/{job.id}", params={"wait": "0.3"})
+    assert answer["status"] == "pending"
+    assert 0.25 < time.monotonic() - started < 2
 
 
 def test_wait_for_completion_returns_once_final(fn, api_server, capsys):
