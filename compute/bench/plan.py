@@ -9,8 +9,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from . import latency, results, submit, throughput
+from .builds import measure as measure_builds
+from .concurrency import measure as measure_concurrency
 from .context import Bench
+from .memory import measure as measure_memory
 from .report import Row
+from .search import measure as measure_search
 
 Measure = Callable[[Bench], list[Row]]
 
@@ -51,6 +55,10 @@ FIGURES = (
         "100 ms jobs, maximum_concurrency=4, 200 jobs: makespan",
         "raw Celery -c 4",
         "<= 1.1x, cap never exceeded",
+        measure_concurrency,
+        # On a service of its own, stopped at its end: it needs nothing of the other
+        # figures, and leaves them nothing.
+        order=1,
     ),
     Figure(
         3,
@@ -81,18 +89,28 @@ FIGURES = (
         "Job.search page of 100 by status at 1,000,000 jobs in PostgreSQL",
         "the same query in raw SQL",
         "<= 50 ms at any depth",
+        measure_search,
+        # On an API and database of its own: it needs nothing of the other figures.
+        order=3,
     ),
     Figure(
         7,
         "builds: cold with one small requirement, warm cache, reuse",
         "uv by hand",
         "cold <= 1.5x uv; reuse <= 50 ms",
+        measure_builds,
+        # First: it needs nothing of the other figures, and leaves them nothing.
+        order=0,
     ),
     Figure(
         8,
         "idle memory: worker host, each warm executor",
         "an idle raw Celery worker; a bare interpreter",
         "<= 1.25x; executor <= bare + imports + 5 MB",
+        measure_memory,
+        # Idle after the figures that run jobs: the same order as figure 4, later in the
+        # plan, so after it, and before figure 3 pauses the worker.
+        order=3,
     ),
 )
 

@@ -4,13 +4,15 @@
 Configured as the service's worker is (late acknowledgement, one message prefetched per
 process, JSON only, no result backend), so the difference measured is the service's own
 work per job. Its tasks report back through the broker's Redis itself, the one channel a
-Celery app without a result backend has: a counter for throughput, a list for latency.
+Celery app without a result backend has: a counter for throughput, a list for latency,
+a list of start and end times for a makespan.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import time
 from functools import cache
 from typing import Any
 
@@ -21,6 +23,7 @@ BROKER_VARIABLE = "COMPUTE_BENCH_BROKER_URL"
 QUEUE = "compute.bench.raw"
 NOOP_TASK = "compute.bench.noop"
 ECHO_TASK = "compute.bench.echo"
+SLEEP_TASK = "compute.bench.sleep"
 
 
 def configured(app: Celery) -> Celery:
@@ -58,3 +61,11 @@ def echo(value: Any, reply_key: str) -> Any:
     """Send `value` back on `reply_key`, where the bench waits for it."""
     _redis().lpush(reply_key, json.dumps(value))
     return value
+
+
+@app.task(name=SLEEP_TASK)
+def sleep(seconds: float, times_key: str) -> None:
+    """Sleep `seconds`, then append when it started and ended (UNIX time) to `times_key`."""
+    started = time.time()
+    time.sleep(seconds)
+    _redis().rpush(times_key, json.dumps([started, time.time()]))

@@ -11,10 +11,11 @@ import pytest
 import sqlalchemy as sa
 
 import compute.server.database  # noqa: F401  (sets up every SQLite connection it opens)
-from compute.bench import hand_written, results, submit
+from compute.bench import hand_written, memory, results, submit
 from compute.bench.service import cached_work_dir
 from compute.server import dispatch, settings
 from compute.server.blobstore import FileBlobStore, job_result_key
+from worker.execution import runtime
 
 PRAGMAS = ("journal_mode", "synchronous", "busy_timeout", "foreign_keys")
 
@@ -50,3 +51,7 @@ def test_the_work_directory_is_removed_where_a_root_worker_keeps_it(
     monkeypatch.setattr(os, "geteuid", lambda: 0)
 
     assert settings.default_work_dir(closed / "data") == cached_work_dir(closed / "data")
+
+
+def test_warm_executors_are_found_by_the_script_they_run() -> None:
+    assert memory.EXECUTOR_MARKER in runtime.EXECUTOR_MAIN.name

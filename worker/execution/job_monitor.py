@@ -221,6 +221,13 @@ def run_process(
             launched = _start_cold(env_python, env, files, limits, confinement, sandbox, log, user)
         process = launched.process
         stack.callback(launched.close)
+        # On every way out: the FIFOs stay for the executor's next job, and must not
+        # keep this job's ends open.
+        stack.callback(launched.pumps.finish)
+        if launched.executor is not None:
+            # An executor whose job broke off may still owe a reply about it: none of
+            # its later answers could be trusted to be about the job asked.
+            stack.push(_discard_on_error(executors, launched.executor))
         confinement.attach(process)
         launched.release()
         ending = _watch(process, confinement, limits, disk, started, abandon or threading.Event())
@@ -239,6 +246,17 @@ def run_process(
     return ProcessOutcome(ending, exit_code, result, runtime, peak, refused, failure)
 
 
+def _discard_on_error(
+    executors: ExecutorPool | None, executor: WarmExecutor
+) -> Callable[[type[BaseException] | None, BaseException | None, Any], bool]:
+    def exit_callback(kind: type[BaseException] | None, *_: Any) -> bool:
+        if kind is not None and executors is not None:
+            executors.discard(executor)
+        return False  # the error goes on
+
+    return exit_callback
+
+
 def _ended_early(ending: Ending, started: float) -> ProcessOutcome:
     return ProcessOutcome(ending, None, None, time.monotonic() - started, 0.0)
 
@@ -255,7 +273,9 @@ class Pumps:
         self.pumped = [threads.run(_pump, stream, log) for stream in streams]
 
     def finish(self) -> None:
-        for fd in self.keep_open:
+        """Let the streams end and wait for the pumps; once, whoever calls it first."""
+        keep_open, self.keep_open = self.keep_open, []
+        for fd in keep_open:
             os.close(fd)
         deadline = time.monotonic() + self.JOIN_SECONDS
         for pumped in self.pumped:
