@@ -1,8 +1,9 @@
 """Answer `meta.total` for a function's jobs from its per-status counters.
 
 Counting a million matching rows costs tens of milliseconds on every first page; the
-common filters (one function, optionally some statuses) are already counted in the
-function row. Any other filter returns None and the caller counts in SQL.
+common filters (one function or all of the caller's, optionally some statuses) are
+already counted in the function rows. Any other filter returns None and the caller
+counts in SQL.
 """
 
 from __future__ import annotations
@@ -35,9 +36,10 @@ def _statuses(term: Any) -> set[str] | None:
 def job_total_from_counters(
     session: DbSession, terms: list[Any], function_scope: sa.ColumnElement[bool]
 ) -> int | None:
-    """The number of jobs matching `terms`, when they name one function and maybe statuses."""
+    """The number of jobs matching `terms`, when they name at most one function and
+    maybe statuses: one function's counters, or the sum of every function's in scope."""
     function_ids = [value for term in terms if (value := _leaf(term, "function_id")) is not None]
-    if len(function_ids) != 1 or not isinstance(function_ids[0], str):
+    if len(function_ids) > 1 or not all(isinstance(value, str) for value in function_ids):
         return None
     statuses: set[str] = {status.value for status in JobStatus}
     for term in terms:
@@ -50,8 +52,10 @@ def job_total_from_counters(
     columns = [getattr(Function, f"{status}_count") for status in sorted(statuses)]
     if not columns:
         return 0
-    statement = sa.select(sum(columns[1:], columns[0])).where(
-        Function.id == function_ids[0], function_scope
-    )
+    counted = sum(columns[1:], columns[0])
+    if function_ids:
+        statement = sa.select(counted).where(Function.id == function_ids[0], function_scope)
+    else:
+        statement = sa.select(sa.func.sum(counted)).where(function_scope)
     total = session.scalar(statement)
     return int(total or 0)

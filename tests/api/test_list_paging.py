@@ -245,3 +245,22 @@ def test_include_statistics_carries_across_pages(api: ApiClient) -> None:
     assert all("job_statistics" not in item for item in plain)
     refused = api.get("/jobs", params={"include": "job.statistics"})
     assert refused.status_code == 400 and "include" in refused.json()["errors"]
+
+
+def test_a_total_across_functions_is_the_jobs_counted(
+    api_server: ApiServer, make_user: Any
+) -> None:
+    # Answered from the functions' counters: it must agree with the rows it stands for.
+    api, other = make_user().api, make_user().api
+    functions = [built_function(api_server, api) for _ in range(2)]
+    jobs = [job for function in functions for job in submit(api, function["id"], [[1]] * 3)]
+    submit(other, built_function(api_server, other)["id"], [[1]] * 4)
+    set_job_status(api_server, [jobs[0]["id"], jobs[4]["id"]], JobStatus.FAILURE, runtime=1.0)
+    failed = json.dumps([{"name": "status", "op": "eq", "val": "failure"}])
+    either = json.dumps(
+        [{"or": [{"name": "status", "op": "eq", "val": s} for s in ("failure", "pending")]}]
+    )
+    for params, expected in (({}, 6), ({"filter": failed}, 2), ({"filter": either}, 6)):
+        answer = api.get("/jobs", params={**params, "page_size": 1}).json()
+        ids, _ = page_through(api, "/jobs", **params)
+        assert answer["meta"]["total"] == len(ids) == expected, params
