@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 import functools
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import sqlalchemy as sa
@@ -26,6 +27,7 @@ from compute.server.transitions import (
     ClaimRefusal,
     LostAttempt,
     claim_job,
+    finish_and_claim,
     finish_job,
     recover_lost_attempt,
     release_for_retry,
@@ -120,7 +122,23 @@ def function_of_job(job_id: str) -> str | None:
     return db.session.scalar(sa.select(Job.function_id).where(Job.id == job_id))
 
 
-def run_attempt(job_id: str) -> AttemptResult:
+@dataclass
+class Handover:
+    """Lets an attempt that ends give its function slot straight to the function's next
+    queued job (`transitions.finish_and_claim`), as the queue drain asks.
+
+    Attributes:
+        next_job: takes the next queued job's id, or None when there is none to take.
+        job_id: the job it took, once an attempt asked for one.
+        claimed: that job's claim, or why it has none.
+    """
+
+    next_job: Callable[[], str | None]
+    job_id: str | None = None
+    claimed: Claim | ClaimRefusal | None = None
+
+
+def run_attempt(job_id: str, handover: Handover | None = None) -> AttemptResult:
     """Claim `job_id` and run one attempt of it in this worker."""
     lease_seconds = current_settings().job_lease_seconds
     claim = claim_job(db.session, job_id, worker_identity(), lease_seconds)
@@ -129,11 +147,18 @@ def run_attempt(job_id: str) -> AttemptResult:
     if claim is ClaimRefusal.GONE:
         return AttemptResult.SKIPPED
     assert isinstance(claim, Claim)
-    with Heartbeat(db.engine, claim, lease_seconds) as heartbeat:
+    return run_claimed_attempt(claim, handover)
+
+
+def run_claimed_attempt(claim: Claim, handover: Handover | None = None) -> AttemptResult:
+    """Run one attempt of a job this worker has claimed."""
+    with Heartbeat(db.engine, claim, current_settings().job_lease_seconds) as heartbeat:
         try:
-            return _run_claimed(claim, heartbeat)
+            return _run_claimed(claim, heartbeat, handover)
         except Exception as error:
-            logger.exception("attempt %d of job %s failed in the worker", claim.attempt, job_id)
+            logger.exception(
+                "attempt %d of job %s failed in the worker", claim.attempt, claim.job_id
+            )
             reason = f"the worker failed running attempt {claim.attempt}: {error!r}"
             return _give_back(claim, reason)
 
@@ -151,7 +176,9 @@ def _give_back(claim: Claim, reason: str) -> AttemptResult:
     return AttemptResult.DONE if status is not None else AttemptResult.SKIPPED
 
 
-def _run_claimed(claim: Claim, heartbeat: Heartbeat) -> AttemptResult:
+def _run_claimed(
+    claim: Claim, heartbeat: Heartbeat, handover: Handover | None = None
+) -> AttemptResult:
     settings = current_settings()
     row = db.session.execute(_WORK_OF_JOB, {"claimed_job": claim.job_id}).first()
     if row is None:
@@ -211,7 +238,7 @@ def _run_claimed(claim: Claim, heartbeat: Heartbeat) -> AttemptResult:
         # Text the job wrote: the operator's secrets are hidden in it as in its output.
         verdict = replace(verdict, error=_output_redactor()(verdict.error))
         log.add(f"[job {verdict.status}: {verdict.error}]")
-    return _record(claim, log, outcome.result, verdict, outcome.runtime, retry_count)
+    return _record(claim, log, outcome.result, verdict, outcome.runtime, retry_count, handover)
 
 
 def _record(
@@ -221,6 +248,7 @@ def _record(
     verdict: Verdict,
     runtime: float,
     retry_count: int,
+    handover: Handover | None = None,
 ) -> AttemptResult:
     store = current_app.extensions["blobstore"]
     log_key = job_log_key(claim.function_id, claim.job_id)
@@ -232,7 +260,23 @@ def _record(
     if verdict.retryable and claim.failed_attempts <= retry_count:
         released = release_for_retry(db.session, claim, verdict.error or "failed")
         return AttemptResult.RETRY if released else AttemptResult.SKIPPED
-    if not finish_job(db.session, claim, verdict.status, runtime, verdict.error, has_result):
+    next_job = handover.next_job() if handover is not None else None
+    if next_job is None:
+        finished = finish_job(db.session, claim, verdict.status, runtime, verdict.error, has_result)
+    else:
+        assert handover is not None
+        handover.job_id = next_job
+        finished, handover.claimed = finish_and_claim(
+            db.session,
+            claim,
+            verdict.status,
+            runtime,
+            verdict.error,
+            has_result,
+            next_job,
+            current_settings().job_lease_seconds,
+        )
+    if not finished:
         return AttemptResult.SKIPPED
     # One line per terminal write: the fence lets exactly one attempt of a job get here.
     logger.info(

@@ -52,6 +52,5 @@ def _run_queued_jobs(job_id: str) -> None:
     drain_function_queue(
         broker_client(app.conf.broker_url),
         function_id,
-        run=run_attempt,
         republish=lambda retried: publish_jobs(app, function_id, [retried]),
     )

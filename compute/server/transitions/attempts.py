@@ -234,6 +234,88 @@ def finish_job(
     )
 
 
+# The handover's claim: the next job moves to running only while its function's slots
+# still hold the attempt handing over its own (its finish is not counted yet), so the
+# cap holds even when it was lowered meanwhile.
+_TAKE_HANDED_JOB = (
+    sa.update(JOBS)
+    .where(
+        JOBS.c.id == sa.bindparam("claimed_job"),
+        JOBS.c.status == JobStatus.PENDING.value,
+        JOBS.c.attempt == sa.bindparam("seen_attempt"),
+        sa.exists().where(
+            FUNCTIONS.c.id == sa.bindparam("claimed_function"),
+            FUNCTIONS.c.build_state == BuildState.BUILT,
+            FUNCTIONS.c.running_count <= FUNCTIONS.c.maximum_concurrency,
+        ),
+    )
+    .values(
+        status=JobStatus.RUNNING.value,
+        attempt=sa.bindparam("new_attempt"),
+        start_date=sa.bindparam("claimed_at"),
+        lease_owner=sa.bindparam("owner"),
+        lease_expires_at=sa.bindparam("expires_at"),
+    )
+)
+
+
+def finish_and_claim(
+    session: DbSession,
+    claim: Claim,
+    status: JobStatus,
+    runtime: float,
+    error: str | None,
+    has_result: bool,
+    next_job_id: str,
+    lease_seconds: float,
+) -> tuple[bool, Claim | ClaimRefusal]:
+    """Record the attempt's final status and hand its function slot to `next_job_id`, a
+    job of the same function, in one transaction: one commit and one counter update
+    for both, where a finish and a claim take two of each.
+
+    Returns whether the attempt still owned its job (as `finish_job`), and the next
+    job's claim or why there is none. When the slot cannot pass (the next job is gone
+    or of another function, or the cap was lowered), the finish is recorded alone and
+    the next job is claimed as `claim_job` would.
+    """
+    end = {"runtime": runtime, "error": error, "has_result": has_result, "end_date": utcnow()}
+    names = tuple(sorted(end))
+    parameters = _Fence.of(claim).parameters()
+    parameters["new_status"] = status.value
+    parameters.update({f"new_{name}": end[name] for name in names})
+    if matched_rows(session.execute(_leave_running_statement(names, False), parameters)) != 1:
+        session.rollback()
+        return False, claim_job(session, next_job_id, claim.lease_owner, lease_seconds)
+    seen = session.execute(_PENDING_JOB, {"claimed_job": next_job_id}).first()
+    handed = None
+    if seen is not None and seen.function_id == claim.function_id:
+        now = utcnow()
+        taken = session.execute(
+            _TAKE_HANDED_JOB,
+            {
+                "claimed_job": next_job_id,
+                "claimed_function": claim.function_id,
+                "seen_attempt": seen.attempt,
+                "new_attempt": seen.attempt + 1,
+                "claimed_at": now,
+                "owner": claim.lease_owner,
+                "expires_at": now + dt.timedelta(seconds=lease_seconds),
+            },
+        )
+        if matched_rows(taken) == 1:
+            handed = Claim(
+                next_job_id, claim.function_id, seen.attempt + 1, claim.lease_owner, seen.lost_count
+            )
+    if handed is None:
+        record_job_changes(session, claim.function_id, {JobStatus.RUNNING: -1, status: 1})
+        session.commit()
+        return True, claim_job(session, next_job_id, claim.lease_owner, lease_seconds)
+    # The slot passes: running stays as it was.
+    record_job_changes(session, claim.function_id, {JobStatus.PENDING: -1, status: 1})
+    session.commit()
+    return True, handed
+
+
 def release_for_retry(session: DbSession, claim: Claim, error: str) -> bool:
     """Put a failed attempt's job back to pending for another attempt."""
     return _end_attempt(session, claim, JobStatus.PENDING, error=error, enqueued_at=utcnow())
