@@ -7,7 +7,7 @@ PostgreSQL database (`postgres`, `postgres_api`) and writes the jobs straight in
 table (`job_rows`). The SDK reaches a deep page only by following each page's cursor from
 the first, so the figure walks the whole search once, as a user paging through it does,
 and times each page: from the request for it until its 100 Jobs are built. The first
-page, which alone also counts the matches, is timed on its own, taking turns with its
+page, which alone also reads the total, is timed on its own, taking turns with its
 baseline; a deeper page's number is the median of `WINDOW` pages around the middle or at
 the end of the walk, its baseline that of the same statements after the same rows.
 """
@@ -108,24 +108,24 @@ def first_page_row(
     """The first page through the SDK and straight from the database, taking turns.
 
     The JSON adds the same page with the function named too, whose total the API reads
-    from the function's counters instead of counting: what the count costs.
+    from that one function's counters rather than from all of the caller's.
     """
-    service, counts, pages = [], [], []
+    service, totals, pages = [], [], []
     for _ in range(FIRST_PAGE_REPEATS):
         service.append(first_page_milliseconds(search))
         baseline = milliseconds(connection, query)
-        counts.append(baseline["count"])
+        totals.append(baseline["total"])
         pages.append(baseline["page"])
     of_function = search.filter(Job.function_id == function_id)
     return row(
         "first",
         jobs,
         service,
-        [count + page for count, page in zip(counts, pages)],
+        [total + page for total, page in zip(totals, pages)],
         {
             "postgresql": connection.info.parameter_status("server_version"),
             "matching_jobs": matching(connection, query),
-            "baseline_count_ms": counts,
+            "baseline_total_ms": totals,
             "baseline_page_ms": pages,
             "service_ms_with_function_filter": [
                 first_page_milliseconds(of_function) for _ in range(FIRST_PAGE_REPEATS)

@@ -3,11 +3,10 @@ by status, sent straight to the same database with psycopg.
 
 Restated as SQLAlchemy logs them from api/query/listing.py's `run_list_query` on
 PostgreSQL, bind casts and all (the SDK side imports no part of the service). A first page
-counts the matches, since a filter on status alone is not answered from the function's
-counters (api/query/totals.py), then reads one row more than the page; a later page only
-reads, after the last row's (creation_date, id) that the cursor carries, which also
-carries the total. Each request also looks up the token's user: that is the API's part
-of the ratio, not the query's.
+sums the status's counter over the caller's functions for its total (api/query/totals.py),
+then reads one row more than the page; a later page only reads, after the last row's
+(creation_date, id) that the cursor carries, which also carries the total. Each request
+also looks up the token's user: that is the API's part of the ratio, not the query's.
 """
 
 from __future__ import annotations
@@ -33,6 +32,12 @@ AFTER = (
 )
 ORDER = "ORDER BY jobs.creation_date ASC, jobs.id ASC LIMIT %(limit)s::INTEGER"
 COUNT = f"SELECT count(*) AS count_1 FROM jobs WHERE {SCOPE}"
+# The status names the counter column: one of a fixed few, checked before it is used.
+STATUS_COUNTERS = frozenset({"pending", "running", "success", "failure", "timeout"})
+TOTAL = (
+    "SELECT sum(functions.{status}_count) AS sum_1 FROM functions "
+    "WHERE functions.owner_id = %(owner_id)s::VARCHAR"
+)
 FIRST_PAGE = f"SELECT {COLUMNS} FROM jobs WHERE {SCOPE} {ORDER}"
 LATER_PAGE = f"SELECT {COLUMNS} FROM jobs WHERE {SCOPE} AND {AFTER} {ORDER}"
 EXPLAIN = "EXPLAIN (ANALYZE, BUFFERS) "
@@ -58,7 +63,9 @@ class PageQuery:
     def statements(self) -> dict[str, str]:
         """Each statement the API runs for this page, by name."""
         if self.after is None:
-            return {"count": COUNT, "page": FIRST_PAGE}
+            if self.status not in STATUS_COUNTERS:
+                raise ValueError(f"no job status {self.status!r}")
+            return {"total": TOTAL.format(status=self.status), "page": FIRST_PAGE}
         return {"page": LATER_PAGE}
 
     def parameters(self) -> dict[str, Any]:

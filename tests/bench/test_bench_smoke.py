@@ -20,7 +20,7 @@ import psutil
 import pytest
 
 RUN_TIMEOUT_SECONDS = 600
-# Today: figure 1 at 0.2x to 0.25x of raw Celery, figure 3 at 1.5x to 4x of the
+# Today: figure 1 at about 0.3x of raw Celery, figure 3 at 1.5x to 4x of the
 # hand-written submit, on a busy two-core machine.
 THROUGHPUT_RATIO_FLOOR = 0.02
 SUBMIT_RATIO_CEILING = 20.0
