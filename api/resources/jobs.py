@@ -166,7 +166,9 @@ def patch_job(job_id: str) -> Response:
 
 @blueprint.delete("/jobs/<job_id>")
 def delete_one_job(job_id: str) -> Response:
-    job = get_owned(Job, job_id, for_update=True)
+    # Not locked here: the deletion locks the function's row, then the job's (the order
+    # every writer of both keeps).
+    job = get_owned(Job, job_id)
     function_id = job.function_id
     if not delete_job(db.session, job):
         raise NotFound(f"Job {job_id!r} not found.")

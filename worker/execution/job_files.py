@@ -55,6 +55,11 @@ class JobFiles:
         return self.out / "failure.txt"
 
     @property
+    def output(self) -> Path:
+        """The FIFO a warm job's stdout and stderr both go to (the worker's)."""
+        return self.root / "output"
+
+    @property
     def home(self) -> Path:
         return self.root / "home"
 

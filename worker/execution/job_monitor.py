@@ -262,7 +262,8 @@ def _ended_early(ending: Ending, started: float) -> ProcessOutcome:
 
 
 class Pumps:
-    """Kept threads copying a job's stdout and stderr into its log, line by line."""
+    """Kept threads copying a job's output (stdout and stderr, on one pipe) into its log,
+    line by line."""
 
     # Output still held open by an escaped process must not hold up the outcome.
     JOIN_SECONDS = PUMP_JOIN_SECONDS
@@ -312,12 +313,14 @@ def _start_cold(
         env=env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        # One pipe for both: the log keeps the order the job wrote its lines in, which
+        # two pipes read by two threads cannot (a traceback must follow what came first).
+        stderr=subprocess.STDOUT,
         start_new_session=True,
         preexec_fn=child_setup,
     )
-    assert popen.stdout is not None and popen.stderr is not None
-    pumps = Pumps([popen.stdout, popen.stderr], log, keep_open=[])
+    assert popen.stdout is not None
+    pumps = Pumps([popen.stdout], log, keep_open=[])
     return Launched(ColdProcess(popen), pumps, lambda: None)
 
 
@@ -339,15 +342,16 @@ def _start_warm(
     limits: JobLimits,
     log: JobLog,
 ) -> Launched | None:
-    readers = [_fifo_reader(files.root / name) for name in ("stdout", "stderr")]
+    # stdout and stderr both go to the one FIFO, in the order the job writes them.
+    readers = [_fifo_reader(files.output)]
     gate = files.root / "gate"
     request = {
         "call": call,
         "result": str(files.result),
         "failure": str(files.failure),
         "cwd": str(files.work_dir),
-        "stdout": str(files.root / "stdout"),
-        "stderr": str(files.root / "stderr"),
+        "stdout": str(files.output),
+        "stderr": str(files.output),
         "gate": str(gate),
         "env": env,
         "cpus": sorted(limits.cpu_set()),

@@ -24,8 +24,9 @@ from pathlib import Path
 from .job_files import JobFiles
 from .job_user import JobUser
 
-# The worker's pipes: the job may use them, never replace them.
-FIFO_NAMES = ("stdout", "stderr", "gate")
+# The worker's pipes, the job's output and its gate: the job may use them, never
+# replace them.
+FIFO_NAMES = ("output", "gate")
 
 
 @dataclass(frozen=True)

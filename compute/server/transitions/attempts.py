@@ -200,16 +200,21 @@ def _leave_running(
     status: JobStatus,
     **values: object,
 ) -> bool:
-    """Move the job `fence` names from running to `status`, giving back its slot."""
+    """Move the job `fence` names from running to `status`, giving back its slot.
+
+    The function's row is written first, as a claim and a deletion lock it first: rows
+    taken in one order by every writer cannot deadlock. A fence that no longer holds
+    rolls both back.
+    """
     names = tuple(sorted(values))
     statement = _leave_running_statement(names, fence.lease_out_at is not None)
     parameters = fence.parameters()
     parameters["new_status"] = status.value
     parameters.update({f"new_{name}": values[name] for name in names})
+    record_job_changes(session, function_id, {JobStatus.RUNNING: -1, status: 1})
     if matched_rows(session.execute(statement, parameters)) != 1:
         session.rollback()
         return False
-    record_job_changes(session, function_id, {JobStatus.RUNNING: -1, status: 1})
     session.commit()
     return True
 
@@ -234,8 +239,8 @@ def finish_job(
     )
 
 
-# The handover's claim: the next job moves to running only while its function's slots
-# still hold the attempt handing over its own (its finish is not counted yet), so the
+# The handover's claim: the next job moves to running only while its function has a
+# slot free, the finishing attempt's already given back in the same transaction, so the
 # cap holds even when it was lowered meanwhile.
 _TAKE_HANDED_JOB = (
     sa.update(JOBS)
@@ -246,7 +251,7 @@ _TAKE_HANDED_JOB = (
         sa.exists().where(
             FUNCTIONS.c.id == sa.bindparam("claimed_function"),
             FUNCTIONS.c.build_state == BuildState.BUILT,
-            FUNCTIONS.c.running_count <= FUNCTIONS.c.maximum_concurrency,
+            FUNCTIONS.c.running_count < FUNCTIONS.c.maximum_concurrency,
         ),
     )
     .values(
@@ -270,14 +275,16 @@ def finish_and_claim(
     lease_seconds: float,
 ) -> tuple[bool, Claim | ClaimRefusal]:
     """Record the attempt's final status and hand its function slot to `next_job_id`, a
-    job of the same function, in one transaction: one commit and one counter update
-    for both, where a finish and a claim take two of each.
+    job of the same function, in one transaction: one commit for both, where a finish
+    and a claim take one each.
 
     Returns whether the attempt still owned its job (as `finish_job`), and the next
     job's claim or why there is none. When the slot cannot pass (the next job is gone
     or of another function, or the cap was lowered), the finish is recorded alone and
-    the next job is claimed as `claim_job` would.
+    the next job is claimed as `claim_job` would. The function's row is written first,
+    as every writer of it does (`_leave_running`).
     """
+    record_job_changes(session, claim.function_id, {JobStatus.RUNNING: -1, status: 1})
     end = {"runtime": runtime, "error": error, "has_result": has_result, "end_date": utcnow()}
     names = tuple(sorted(end))
     parameters = _Fence.of(claim).parameters()
@@ -287,7 +294,6 @@ def finish_and_claim(
         session.rollback()
         return False, claim_job(session, next_job_id, claim.lease_owner, lease_seconds)
     seen = session.execute(_PENDING_JOB, {"claimed_job": next_job_id}).first()
-    handed = None
     if seen is not None and seen.function_id == claim.function_id:
         now = utcnow()
         taken = session.execute(
@@ -303,17 +309,15 @@ def finish_and_claim(
             },
         )
         if matched_rows(taken) == 1:
-            handed = Claim(
+            record_job_changes(
+                session, claim.function_id, {JobStatus.PENDING: -1, JobStatus.RUNNING: 1}
+            )
+            session.commit()
+            return True, Claim(
                 next_job_id, claim.function_id, seen.attempt + 1, claim.lease_owner, seen.lost_count
             )
-    if handed is None:
-        record_job_changes(session, claim.function_id, {JobStatus.RUNNING: -1, status: 1})
-        session.commit()
-        return True, claim_job(session, next_job_id, claim.lease_owner, lease_seconds)
-    # The slot passes: running stays as it was.
-    record_job_changes(session, claim.function_id, {JobStatus.PENDING: -1, status: 1})
     session.commit()
-    return True, handed
+    return True, claim_job(session, next_job_id, claim.lease_owner, lease_seconds)
 
 
 def release_for_retry(session: DbSession, claim: Claim, error: str) -> bool:

@@ -140,8 +140,13 @@ def delete_job(session: DbSession, job: Job) -> bool:
     """Delete a job and count it out under the status it had; False if already gone.
 
     The status comes from the DELETE itself: on SQLite the row read before is not locked,
-    so a worker or a concurrent delete may have changed or removed it since.
+    so a worker or a concurrent delete may have changed or removed it since. The
+    function's row is locked first, as every writer of both takes them (a worker's claim
+    and finish, a function's deletion): one order everywhere cannot deadlock.
     """
+    session.execute(
+        sa.select(Function.id).where(Function.id == job.function_id).with_for_update()
+    )
     status = session.scalar(
         sa.delete(Job)
         .where(Job.id == job.id)
