@@ -144,9 +144,7 @@ def delete_job(session: DbSession, job: Job) -> bool:
     function's row is locked first, as every writer of both takes them (a worker's claim
     and finish, a function's deletion): one order everywhere cannot deadlock.
     """
-    session.execute(
-        sa.select(Function.id).where(Function.id == job.function_id).with_for_update()
-    )
+    session.execute(sa.select(Function.id).where(Function.id == job.function_id).with_for_update())
     status = session.scalar(
         sa.delete(Job)
         .where(Job.id == job.id)
