@@ -66,20 +66,52 @@ _TAKE_SLOT = (
     )
     .values(status_update_values({JobStatus.PENDING: -1, JobStatus.RUNNING: 1}))
 )
-_TAKE_JOB = (
-    sa.update(JOBS)
-    .where(
-        JOBS.c.id == sa.bindparam("claimed_job"),
-        JOBS.c.status == JobStatus.PENDING.value,
-        # Unchanged since it was read: the attempt number counts every claim once.
-        JOBS.c.attempt == sa.bindparam("seen_attempt"),
+
+
+def _take_job_statement(*conditions: sa.ColumnElement[bool]) -> sa.Update:
+    """Move a pending job to running, provided `conditions` hold too."""
+    return (
+        sa.update(JOBS)
+        .where(
+            JOBS.c.id == sa.bindparam("claimed_job"),
+            JOBS.c.status == JobStatus.PENDING.value,
+            # Unchanged since it was read: the attempt number counts every claim once.
+            JOBS.c.attempt == sa.bindparam("seen_attempt"),
+            *conditions,
+        )
+        .values(
+            status=JobStatus.RUNNING.value,
+            attempt=JOBS.c.attempt + 1,
+            start_date=sa.bindparam("claimed_at"),
+            lease_owner=sa.bindparam("owner"),
+            lease_expires_at=sa.bindparam("expires_at"),
+        )
     )
-    .values(
-        status=JobStatus.RUNNING.value,
-        attempt=sa.bindparam("new_attempt"),
-        start_date=sa.bindparam("claimed_at"),
-        lease_owner=sa.bindparam("owner"),
-        lease_expires_at=sa.bindparam("expires_at"),
+
+
+def _take_parameters(
+    job_id: str, function_id: str, seen_attempt: int, owner: str, lease_seconds: float
+) -> dict[str, object]:
+    now = utcnow()
+    return {
+        "claimed_job": job_id,
+        "claimed_function": function_id,
+        "seen_attempt": seen_attempt,
+        "claimed_at": now,
+        "owner": owner,
+        "expires_at": now + dt.timedelta(seconds=lease_seconds),
+    }
+
+
+_TAKE_JOB = _take_job_statement()
+# The handover's claim: the next job moves to running only while its function has a
+# slot free, the finishing attempt's already given back in the same transaction, so the
+# cap holds even when it was lowered meanwhile.
+_TAKE_HANDED_JOB = _take_job_statement(
+    sa.exists().where(
+        FUNCTIONS.c.id == sa.bindparam("claimed_function"),
+        FUNCTIONS.c.build_state == BuildState.BUILT,
+        FUNCTIONS.c.running_count < FUNCTIONS.c.maximum_concurrency,
     )
 )
 
@@ -97,17 +129,8 @@ def claim_job(
     if matched_rows(slot) != 1:
         session.rollback()
         return ClaimRefusal.AT_CAPACITY
-    now = utcnow()
     taken = session.execute(
-        _TAKE_JOB,
-        {
-            "claimed_job": job_id,
-            "seen_attempt": attempt,
-            "new_attempt": attempt + 1,
-            "claimed_at": now,
-            "owner": worker_id,
-            "expires_at": now + dt.timedelta(seconds=lease_seconds),
-        },
+        _TAKE_JOB, _take_parameters(job_id, function_id, attempt, worker_id, lease_seconds)
     )
     if matched_rows(taken) != 1:
         session.rollback()
@@ -153,15 +176,22 @@ class _Fence:
     def of(cls, claim: Claim) -> _Fence:
         return cls(claim.job_id, claim.attempt, claim.lease_owner)
 
-    def parameters(self) -> dict[str, object]:
+    def leave(
+        self, status: JobStatus, values: dict[str, object]
+    ) -> tuple[sa.Update, dict[str, object]]:
+        """The statement moving the fenced job out of running to `status`, setting
+        `values` too, and its parameters."""
+        names = tuple(sorted(values))
         parameters: dict[str, object] = {
             "fenced_job": self.job_id,
             "fenced_attempt": self.attempt,
             "fenced_owner": self.lease_owner,
+            "new_status": status.value,
+            **{f"new_{name}": values[name] for name in names},
         }
         if self.lease_out_at is not None:
             parameters["lease_out_at"] = self.lease_out_at
-        return parameters
+        return _leave_running_statement(names, self.lease_out_at is not None), parameters
 
 
 @functools.cache
@@ -206,11 +236,7 @@ def _leave_running(
     taken in one order by every writer cannot deadlock. A fence that no longer holds
     rolls both back.
     """
-    names = tuple(sorted(values))
-    statement = _leave_running_statement(names, fence.lease_out_at is not None)
-    parameters = fence.parameters()
-    parameters["new_status"] = status.value
-    parameters.update({f"new_{name}": values[name] for name in names})
+    statement, parameters = fence.leave(status, values)
     record_job_changes(session, function_id, {JobStatus.RUNNING: -1, status: 1})
     if matched_rows(session.execute(statement, parameters)) != 1:
         session.rollback()
@@ -228,40 +254,11 @@ def finish_job(
     has_result: bool,
 ) -> bool:
     """Record the attempt's final status; False when this attempt no longer owns the job."""
-    return _end_attempt(
-        session,
-        claim,
-        status,
-        runtime=runtime,
-        error=error,
-        has_result=has_result,
-        end_date=utcnow(),
-    )
+    return _end_attempt(session, claim, status, **_finish_values(runtime, error, has_result))
 
 
-# The handover's claim: the next job moves to running only while its function has a
-# slot free, the finishing attempt's already given back in the same transaction, so the
-# cap holds even when it was lowered meanwhile.
-_TAKE_HANDED_JOB = (
-    sa.update(JOBS)
-    .where(
-        JOBS.c.id == sa.bindparam("claimed_job"),
-        JOBS.c.status == JobStatus.PENDING.value,
-        JOBS.c.attempt == sa.bindparam("seen_attempt"),
-        sa.exists().where(
-            FUNCTIONS.c.id == sa.bindparam("claimed_function"),
-            FUNCTIONS.c.build_state == BuildState.BUILT,
-            FUNCTIONS.c.running_count < FUNCTIONS.c.maximum_concurrency,
-        ),
-    )
-    .values(
-        status=JobStatus.RUNNING.value,
-        attempt=sa.bindparam("new_attempt"),
-        start_date=sa.bindparam("claimed_at"),
-        lease_owner=sa.bindparam("owner"),
-        lease_expires_at=sa.bindparam("expires_at"),
-    )
-)
+def _finish_values(runtime: float, error: str | None, has_result: bool) -> dict[str, object]:
+    return {"runtime": runtime, "error": error, "has_result": has_result, "end_date": utcnow()}
 
 
 def finish_and_claim(
@@ -285,30 +282,18 @@ def finish_and_claim(
     as every writer of it does (`_leave_running`).
     """
     record_job_changes(session, claim.function_id, {JobStatus.RUNNING: -1, status: 1})
-    end = {"runtime": runtime, "error": error, "has_result": has_result, "end_date": utcnow()}
-    names = tuple(sorted(end))
-    parameters = _Fence.of(claim).parameters()
-    parameters["new_status"] = status.value
-    parameters.update({f"new_{name}": end[name] for name in names})
-    if matched_rows(session.execute(_leave_running_statement(names, False), parameters)) != 1:
+    statement, parameters = _Fence.of(claim).leave(
+        status, _finish_values(runtime, error, has_result)
+    )
+    if matched_rows(session.execute(statement, parameters)) != 1:
         session.rollback()
         return False, claim_job(session, next_job_id, claim.lease_owner, lease_seconds)
     seen = session.execute(_PENDING_JOB, {"claimed_job": next_job_id}).first()
     if seen is not None and seen.function_id == claim.function_id:
-        now = utcnow()
-        taken = session.execute(
-            _TAKE_HANDED_JOB,
-            {
-                "claimed_job": next_job_id,
-                "claimed_function": claim.function_id,
-                "seen_attempt": seen.attempt,
-                "new_attempt": seen.attempt + 1,
-                "claimed_at": now,
-                "owner": claim.lease_owner,
-                "expires_at": now + dt.timedelta(seconds=lease_seconds),
-            },
+        parameters = _take_parameters(
+            next_job_id, claim.function_id, seen.attempt, claim.lease_owner, lease_seconds
         )
-        if matched_rows(taken) == 1:
+        if matched_rows(session.execute(_TAKE_HANDED_JOB, parameters)) == 1:
             record_job_changes(
                 session, claim.function_id, {JobStatus.PENDING: -1, JobStatus.RUNNING: 1}
             )
