@@ -147,16 +147,33 @@ def test_a_build_backend_runs_as_a_uid_of_its_own_and_sees_no_secret(
     assert [path.name for path in (reachable / "envs").iterdir() if path.name != ".locks"] == []
 
 
+def shared_wheelhouse(reachable: Path, wheelhouse: Path) -> Path:
+    """A copy of the test wheelhouse that build uids can read."""
+    shared = reachable / "wheelhouse"
+    shutil.copytree(wheelhouse, shared)
+    for path in (shared, *shared.iterdir()):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    return shared
+
+
+def tinypkg_value(python: Path) -> str:
+    """What the environment's tinypkg says its value is."""
+    shown = subprocess.run(
+        [str(python), "-c", "import tinypkg; print(tinypkg.VALUE)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return shown.strip()
+
+
 def test_an_unprivileged_build_leaves_an_environment_of_root_that_nobody_can_change(
     reachable: Path,
     identities: JobIdentities,
     interpreter,
     wheelhouse: Path,  # noqa: ANN001
 ) -> None:
-    shared = reachable / "wheelhouse"
-    shutil.copytree(wheelhouse, shared)
-    for path in (shared, *shared.iterdir()):
-        path.chmod(0o755 if path.is_dir() else 0o644)
+    shared = shared_wheelhouse(reachable, wheelhouse)
     options = InstallerOptions(wheelhouse=shared, timeout_seconds=120, builds_as=identities)
     environment = EnvironmentCache(reachable / "envs", options).get(interpreter, ["tinypkg"])
     owners = {
@@ -173,13 +190,7 @@ def test_an_unprivileged_build_leaves_an_environment_of_root_that_nobody_can_cha
         and os.lstat(os.path.join(directory, name)).st_mode & 0o222
     ]
     assert writable == []
-    shown = subprocess.run(
-        [str(environment.python), "-c", "import tinypkg; print(tinypkg.VALUE)"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    assert shown.strip() == "42"
+    assert tinypkg_value(environment.python) == "42"
 
 
 def test_a_cache_under_tmp_builds_requirements_its_namespace_hides_the_rest_of(
@@ -190,21 +201,12 @@ def test_a_cache_under_tmp_builds_requirements_its_namespace_hides_the_rest_of(
 ) -> None:
     # /tmp is private in the build's namespace: only its scratch, its environment taking
     # shape and the package sources are bound back in, and the requirements must be too.
-    shared = reachable / "wheelhouse"
-    shutil.copytree(wheelhouse, shared)
-    for path in (shared, *shared.iterdir()):
-        path.chmod(0o755 if path.is_dir() else 0o644)
+    shared = shared_wheelhouse(reachable, wheelhouse)
     under_tmp = Path(tempfile.mkdtemp(prefix="compute-tests-", dir="/tmp"))
     try:
         under_tmp.chmod(0o711)
         options = InstallerOptions(wheelhouse=shared, timeout_seconds=120, builds_as=identities)
         environment = EnvironmentCache(under_tmp / "envs", options).get(interpreter, ["tinypkg"])
-        shown = subprocess.run(
-            [str(environment.python), "-c", "import tinypkg; print(tinypkg.VALUE)"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        assert shown.strip() == "42"
+        assert tinypkg_value(environment.python) == "42"
     finally:
         shutil.rmtree(under_tmp, ignore_errors=True)
