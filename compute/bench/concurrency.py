@@ -14,16 +14,14 @@ makes them, would weigh 10 % on a smoke run of about a second.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
 import shutil
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-import compute
 from compute import Function
 
 from .children import Children
@@ -32,7 +30,7 @@ from .functions import BUILD_TIMEOUT_SECONDS, job_counts, run_timeout, wait_for_
 from .raw_celery import QUEUE, SLEEP_TASK
 from .raw_worker import RawCelery
 from .report import Row
-from .service import cached_work_dir, data_dir_of, start_service
+from .service import cached_work_dir, data_dir_of, sdk_settings_kept, start_service
 
 CAP = 4
 JOB_SECONDS = 0.1
@@ -107,17 +105,6 @@ def measure(bench: Bench) -> list[Row]:
     )
     row.met = row.ratio is not None and row.ratio <= TARGET_RATIO and service.most_at_once <= CAP
     return [row]
-
-
-@contextlib.contextmanager
-def sdk_settings_kept() -> Iterator[None]:
-    """Point the SDK back at the run's service afterwards: starting another service
-    configures the SDK for that one."""
-    settings = compute.get_default_client().settings
-    try:
-        yield
-    finally:
-        compute.configure(url=settings.url, token=settings.token)
 
 
 def database_url(broker_url: str, database: int) -> str:

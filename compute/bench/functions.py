@@ -25,15 +25,26 @@ def deploy(name: str) -> Function:
     """Create a function running `noop` and return it once built."""
     function = Function(noop, name=name)
     function.save()
-    deadline = time.monotonic() + BUILD_TIMEOUT_SECONDS
-    while function.status in (FunctionStatus.AWAITING_BUNDLE, FunctionStatus.BUILDING):
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{name} was not built within {BUILD_TIMEOUT_SECONDS:.0f} s")
-        time.sleep(BUILD_POLL_SECONDS)
-        function.refresh()
+    wait_until_built(function, BUILD_POLL_SECONDS)
     if function.status == FunctionStatus.BUILD_FAILED:
         raise RuntimeError(f"{name} failed to build:\n{function.read_build_log()}")
     return function
+
+
+def wait_until_built(function: Function, poll_seconds: float) -> None:
+    """Refresh `function` every `poll_seconds` until its build is over, failed or not.
+
+    Raises:
+        TimeoutError: It was still building after `BUILD_TIMEOUT_SECONDS`.
+    """
+    deadline = time.monotonic() + BUILD_TIMEOUT_SECONDS
+    while function.status in (FunctionStatus.AWAITING_BUNDLE, FunctionStatus.BUILDING):
+        if time.monotonic() > deadline:
+            raise TimeoutError(
+                f"{function.name} was not built within {BUILD_TIMEOUT_SECONDS:.0f} s"
+            )
+        time.sleep(poll_seconds)
+        function.refresh()
 
 
 def job_counts(function_id: str) -> dict[str, int]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,13 +23,12 @@ from compute.cli.commands import api_command
 from compute.cli.service import base_url, root_url
 
 from .children import Children
-from .service import HOST, ISOLATED_VARIABLES, cli
+from .service import HOST, ISOLATED_VARIABLES, run_cli, sdk_settings_kept
 
 NAME = "search-api"
 USER = "bench"
 READY_TIMEOUT_SECONDS = 60.0
 READY_POLL_SECONDS = 0.2
-COMMAND_TIMEOUT_SECONDS = 120.0
 
 
 @dataclass(frozen=True)
@@ -76,20 +74,6 @@ def environment(data_dir: Path, database_url: str) -> dict[str, str]:
     return env
 
 
-def run_cli(env: dict[str, str], *args: str) -> str:
-    """Run `compute <args>`; its stdout, stripped; its stderr in the error should it fail."""
-    result = subprocess.run(
-        cli(*args),
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=COMMAND_TIMEOUT_SECONDS,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"compute {' '.join(args)} failed:\n{result.stderr[-3000:]}")
-    return result.stdout.strip()
-
-
 def healthy(api: PostgresApi) -> bool:
     with contextlib.suppress(requests.RequestException):
         return requests.get(f"{api.root_url}/healthz", timeout=2).ok
@@ -99,9 +83,6 @@ def healthy(api: PostgresApi) -> bool:
 @contextlib.contextmanager
 def sdk_pointed_at(api: PostgresApi) -> Iterator[None]:
     """Point the SDK's default client at `api` until exit, then back where it was."""
-    previous = compute.get_default_client().settings
-    compute.configure(url=api.base_url, token=api.token)
-    try:
+    with sdk_settings_kept():
+        compute.configure(url=api.base_url, token=api.token)
         yield
-    finally:
-        compute.configure(url=previous.url, token=previous.token)

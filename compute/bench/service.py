@@ -11,6 +11,7 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from .children import Children
 NAME = "compute-up"
 HOST = "127.0.0.1"
 READY_TIMEOUT_SECONDS = 120.0
-TOKEN_TIMEOUT_SECONDS = 120.0
+CLI_TIMEOUT_SECONDS = 120.0
 WORKER_READY = re.compile(r"celery@\S+ ready")
 WORKER_MARKER = "worker.celery_app"
 # Where a root worker keeps its work directory when job uids cannot reach the data
@@ -138,12 +139,27 @@ def wait_until_ready(children: Children, service: Service) -> None:
 
 def create_token(service: Service) -> str:
     """A token for the user `bench`, from `compute token create` on the service's data."""
-    result = subprocess.run(
-        cli("token", "create", "--user", "bench", "--data-dir", str(service.data_dir)),
-        env=service.env,
-        capture_output=True,
-        text=True,
-        timeout=TOKEN_TIMEOUT_SECONDS,
-        check=True,
+    return run_cli(
+        service.env, "token", "create", "--user", "bench", "--data-dir", str(service.data_dir)
     )
+
+
+def run_cli(env: dict[str, str], *args: str) -> str:
+    """Run `compute <args>`; its stdout, stripped; its stderr in the error should it fail."""
+    result = subprocess.run(
+        cli(*args), env=env, capture_output=True, text=True, timeout=CLI_TIMEOUT_SECONDS
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"compute {' '.join(args)} failed:\n{result.stderr[-3000:]}")
     return result.stdout.strip()
+
+
+@contextlib.contextmanager
+def sdk_settings_kept() -> Iterator[None]:
+    """Point the SDK back where it was on exit: starting another service, or reaching
+    another API, configures it for that one."""
+    settings = compute.get_default_client().settings
+    try:
+        yield
+    finally:
+        compute.configure(url=settings.url, token=settings.token)

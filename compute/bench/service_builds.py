@@ -12,11 +12,10 @@ from pathlib import Path
 from compute import Function
 from compute.statuses import FunctionStatus
 
-from .functions import BUILD_TIMEOUT_SECONDS
+from .functions import wait_until_built
 from .noop import noop
 from .service import Service, cached_work_dir
 
-WAITING = (FunctionStatus.AWAITING_BUNDLE, FunctionStatus.BUILDING)
 # worker/build/report.py's lines: the environment a build used (its key's first 16 digits)
 # and whether it was found built; how long the worker took.
 ENVIRONMENT = re.compile(r"^Environment ([0-9a-f]{16}): (cache hit|built in)", re.MULTILINE)
@@ -76,12 +75,7 @@ def build(name: str, requirements: list[str], poll_seconds: float) -> ServiceBui
     started = time.perf_counter()
     function.save()
     saved = time.perf_counter()
-    deadline = saved + BUILD_TIMEOUT_SECONDS
-    while function.status in WAITING:
-        if time.perf_counter() > deadline:
-            raise TimeoutError(f"{name} was not built within {BUILD_TIMEOUT_SECONDS:.0f} s")
-        time.sleep(poll_seconds)
-        function.refresh()
+    wait_until_built(function, poll_seconds)
     built = time.perf_counter()
     log = function.read_build_log()
     failed = function.status == FunctionStatus.BUILD_FAILED
