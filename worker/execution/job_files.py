@@ -60,6 +60,11 @@ class JobFiles:
         return self.root / "output"
 
     @property
+    def gate(self) -> Path:
+        """The FIFO a warm job's child waits at until the worker has confined it."""
+        return self.root / "gate"
+
+    @property
     def home(self) -> Path:
         return self.root / "home"
 

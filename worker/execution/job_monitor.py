@@ -224,7 +224,7 @@ def run_process(
         # On every way out: the FIFOs stay for the executor's next job, and must not
         # keep this job's ends open.
         stack.callback(launched.pumps.finish)
-        if launched.executor is not None:
+        if launched.executor is not None and executors is not None:
             # An executor whose job broke off may still owe a reply about it: none of
             # its later answers could be trusted to be about the job asked.
             stack.push(_discard_on_error(executors, launched.executor))
@@ -247,10 +247,10 @@ def run_process(
 
 
 def _discard_on_error(
-    executors: ExecutorPool | None, executor: WarmExecutor
+    executors: ExecutorPool, executor: WarmExecutor
 ) -> Callable[[type[BaseException] | None, BaseException | None, Any], bool]:
     def exit_callback(kind: type[BaseException] | None, *_: Any) -> bool:
-        if kind is not None and executors is not None:
+        if kind is not None:
             executors.discard(executor)
         return False  # the error goes on
 
@@ -343,8 +343,7 @@ def _start_warm(
     log: JobLog,
 ) -> Launched | None:
     # stdout and stderr both go to the one FIFO, in the order the job writes them.
-    readers = [_fifo_reader(files.output)]
-    gate = files.root / "gate"
+    reader, hold = _fifo_reader(files.output)
     request = {
         "call": call,
         "result": str(files.result),
@@ -352,12 +351,12 @@ def _start_warm(
         "cwd": str(files.work_dir),
         "stdout": str(files.output),
         "stderr": str(files.output),
-        "gate": str(gate),
+        "gate": str(files.gate),
         "env": env,
         "cpus": sorted(limits.cpu_set()),
     }
-    pumps = Pumps([reader for reader, _ in readers], log, keep_open=[hold for _, hold in readers])
-    gate_fd = open_gate(gate)
+    pumps = Pumps([reader], log, keep_open=[hold])
+    gate_fd = open_gate(files.gate)
     try:
         pid = executor.start_job(request)
     except ExecutorUnavailable:

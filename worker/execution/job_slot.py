@@ -24,10 +24,6 @@ from pathlib import Path
 from .job_files import JobFiles
 from .job_user import JobUser
 
-# The worker's pipes, the job's output and its gate: the job may use them, never
-# replace them.
-FIFO_NAMES = ("output", "gate")
-
 
 @dataclass(frozen=True)
 class Entry:
@@ -81,9 +77,12 @@ class JobSlot:
         for directory in (self.files.home, self.files.out):
             directory.mkdir(mode=0o700)
         user.give([self.files.home, self.files.out])
-        for name in FIFO_NAMES:
-            os.mkfifo(root / name, 0o600)
-        user.give(root / name for name in FIFO_NAMES)
+        # The worker's pipes, the job's output and its gate: the job may use them, never
+        # replace them.
+        fifos = [self.files.output, self.files.gate]
+        for fifo in fifos:
+            os.mkfifo(fifo, 0o600)
+        user.give(fifos)
         self._copy_bundle()
 
     def _copy_bundle(self) -> None:
