@@ -19,7 +19,7 @@ from flask import has_request_context, request
 from compute.server.models import SUBMISSION_KEY_LENGTH, Function, Job
 from compute.server.stored_json import Unreadable, text_problem
 from compute.server.transitions import NewJob
-from compute.statuses import FunctionStatus
+from compute.statuses import FunctionStatus, JobStatus
 
 from .errors import BadRequest, Invalid
 from .json_input import parse_body
@@ -44,6 +44,14 @@ IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
 # The published 2.0.x client's `Function.wait_for_completion` returns only on `success`
 # or `failure`: told `build_failed`, it would poll until its timeout, forever by default.
 STALLED_BY_BUILD_FAILED = re.compile(r"dl-python/2\.0\.")
+
+# Statuses outside the published protocol reach only clients that name them in this
+# header (our SDK sends `canceled`); any other client reads a canceled job as a `failure`,
+# whose reason says "canceled", since the published client cannot parse the status.
+STATUSES_HEADER = "X-Compute-Statuses"
+PROTOCOL_JOB_STATUSES = frozenset(
+    {JobStatus.PENDING, JobStatus.RUNNING, JobStatus.SUCCESS, JobStatus.FAILURE, JobStatus.TIMEOUT}
+)
 
 MAX_CPUS = 256.0
 MAX_MEMORY_MB = 4 * 1024 * 1024
@@ -74,8 +82,32 @@ def function_to_json(function: Function, include_statistics: bool = False) -> di
         "status": _function_status(function),
     }
     if include_statistics:
-        body["job_statistics"] = function.job_statistics()
+        body["job_statistics"] = _job_statistics(function.job_statistics())
     return body
+
+
+def understood_statuses() -> frozenset[str]:
+    """The job statuses this request's client can read: the protocol's, plus those it
+    names in `X-Compute-Statuses` (comma-separated)."""
+    if not has_request_context():
+        return frozenset(JobStatus)
+    named = request.headers.get(STATUSES_HEADER, "")
+    return PROTOCOL_JOB_STATUSES | {name.strip() for name in named.split(",")}
+
+
+def wire_job_status(status: str) -> str:
+    """A job's status as this request's client can read it."""
+    if status == JobStatus.CANCELED and status not in understood_statuses():
+        return JobStatus.FAILURE.value
+    return status
+
+
+def _job_statistics(counts: dict[str, int]) -> dict[str, int]:
+    if JobStatus.CANCELED in understood_statuses():
+        return counts
+    counts = dict(counts)
+    counts[JobStatus.FAILURE] += counts.pop(JobStatus.CANCELED, 0)
+    return counts
 
 
 def _function_status(function: Function) -> str:
@@ -102,7 +134,7 @@ def job_to_json(job: Job | NewJob) -> dict[str, Any]:
         "args": _readable(job.args),
         "kwargs": _readable(job.kwargs),
         "runtime": job.runtime,
-        "status": job.status,
+        "status": wire_job_status(job.status),
         "attempt": job.attempt,
         "error": job.error,
         "start_date": format_datetime(job.start_date),

@@ -28,6 +28,10 @@ DEFAULT_TIMEOUT: tuple[float, float] = (10.0, 120.0)
 #: Only these methods are retried: repeating them cannot create a second object.
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 USER_AGENT = "compute-python"
+#: The statuses beyond the published protocol this SDK reads; without this header the
+#: service shows a canceled job as a ``failure`` (for the published client).
+STATUSES_HEADER = "X-Compute-Statuses"
+EXTRA_STATUSES = "canceled"
 #: The header that makes a single job's creation safe to repeat.
 IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
 #: Answers after which a request marked ``idempotent`` is sent again: a proxy or the
@@ -141,6 +145,7 @@ class ComputeClient:
             **(headers or {}),
             "Authorization": f"Bearer {self.settings.token}",
             "User-Agent": USER_AGENT,
+            STATUSES_HEADER: EXTRA_STATUSES,
         }
         return self._send(
             method,

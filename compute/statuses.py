@@ -24,13 +24,16 @@ class JobStatus(StrEnum):
     SUCCESS = "success"
     FAILURE = "failure"
     TIMEOUT = "timeout"
+    # Stopped by its owner (`Job.cancel`). Not a status of the published protocol: clients
+    # that do not declare it (see `api/wire.py`) read such a job as a `failure`.
+    CANCELED = "canceled"
 
     @classmethod
     def final(cls) -> frozenset[JobStatus]:
         """The statuses a job does not leave without a rerun."""
-        return frozenset({cls.SUCCESS, cls.FAILURE, cls.TIMEOUT})
+        return frozenset({cls.SUCCESS, cls.FAILURE, cls.TIMEOUT, cls.CANCELED})
 
     @classmethod
     def unsuccessful(cls) -> frozenset[JobStatus]:
         """The final statuses that `rerun` resubmits."""
-        return frozenset({cls.FAILURE, cls.TIMEOUT})
+        return frozenset({cls.FAILURE, cls.TIMEOUT, cls.CANCELED})

@@ -96,6 +96,7 @@ class Function(Model):
     success_count: Mapped[int] = mapped_column(sa.Integer, default=0)
     failure_count: Mapped[int] = mapped_column(sa.Integer, default=0)
     timeout_count: Mapped[int] = mapped_column(sa.Integer, default=0)
+    canceled_count: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
 
     def job_statistics(self) -> dict[str, int]:
         return {status.value: getattr(self, f"{status.value}_count") for status in JobStatus}
@@ -135,6 +136,9 @@ class Job(Model):
     # When the job last became pending without a message known to be published for it
     # (NULL: its message went out). The reconciler re-publishes jobs pending too long.
     enqueued_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # When its owner asked a running attempt to stop (NULL: never). The attempt's worker
+    # stops it and records the job `canceled`; a pending job is canceled at once instead.
+    cancel_requested_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class SubmissionKind:

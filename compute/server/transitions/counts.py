@@ -36,7 +36,9 @@ def status_expression(
 ) -> sa.ColumnElement[str]:
     """The wire status of a function, given SQL expressions for its build state and counts."""
     outstanding = counts[JobStatus.PENDING] + counts[JobStatus.RUNNING]
-    unsuccessful = counts[JobStatus.FAILURE] + counts[JobStatus.TIMEOUT]
+    unsuccessful = (
+        counts[JobStatus.FAILURE] + counts[JobStatus.TIMEOUT] + counts[JobStatus.CANCELED]
+    )
     return sa.case(
         (build_state != BuildState.BUILT, build_state),
         (outstanding > 0, FunctionStatus.RUNNING.value),
