@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, jsonify
+from flask import Flask, redirect, url_for
 
 from compute.server.app import service_app
 from compute.server.database import upgrade_database
@@ -31,11 +31,25 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
 
 def register_blueprints(app: Flask) -> None:
-    from .resources import credentials, functions, jobs, results, uploads
+    from . import admin, health, metrics
+    from .resources import (
+        account,
+        cancels,
+        credentials,
+        functions,
+        jobs,
+        results,
+        uploads,
+        workers,
+    )
 
-    for module in (credentials, functions, results, jobs, uploads):
+    for module in (credentials, functions, results, jobs, cancels, uploads, account, workers):
         app.register_blueprint(module.blueprint, url_prefix=API_PREFIX)
+    # At the root, where probes and Prometheus look for them.
+    app.register_blueprint(health.blueprint)
+    app.register_blueprint(metrics.blueprint)
+    app.register_blueprint(admin.blueprint)
 
-    @app.get("/healthz")
-    def health() -> Any:
-        return jsonify({"status": "ok"})
+    @app.get("/")
+    def root() -> Any:
+        return redirect(url_for("admin.dashboard"))

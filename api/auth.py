@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from flask import g, request
 
-from compute.server.tokens import TokenRefused, user_of_token
+from compute.server.tokens import TokenInfo, TokenRefused, verify_token
 
 from .errors import Unauthorized
 
@@ -18,15 +18,18 @@ class Identity:
     user_id: str
     name: str
     is_admin: bool
+    # The token the request came with, for `/whoami`.
+    token: TokenInfo | None = None
 
 
 def identity_from_token(token: str) -> Identity:
     """Verify `token` and load its user; raise `Unauthorized` otherwise."""
     try:
-        user = user_of_token(token)
+        bearer = verify_token(token)
     except TokenRefused as refusal:
         raise Unauthorized(str(refusal)) from refusal
-    return Identity(user_id=user.id, name=user.name, is_admin=user.is_admin)
+    user = bearer.user
+    return Identity(user_id=user.id, name=user.name, is_admin=user.is_admin, token=bearer.token)
 
 
 def authenticate_request() -> None:

@@ -98,7 +98,7 @@ def understood_statuses() -> frozenset[str]:
 def wire_job_status(status: str) -> str:
     """A job's status as this request's client can read it."""
     if status == JobStatus.CANCELED and status not in understood_statuses():
-        return JobStatus.FAILURE.value
+        return str(JobStatus.FAILURE.value)
     return status
 
 
@@ -299,6 +299,21 @@ def rerun_request(body: dict[str, Any]) -> str:
         raise Invalid.field("function_id", "is required")
     function_id: str = values["function_id"]
     return function_id
+
+
+def cancel_request(body: dict[str, Any], max_ids: int) -> list[str] | None:
+    """The job ids a function's cancel names (None: all its unfinished jobs)."""
+
+    def job_ids_field(value: Any) -> list[str]:
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            raise Invalid.field("job_ids", "must be a list of job ids")
+        if len(value) > max_ids:
+            raise Invalid.field("job_ids", f"must name at most {max_ids} jobs")
+        return value
+
+    values = _validate_fields(body, {"job_ids": job_ids_field}, frozenset())
+    job_ids: list[str] | None = values.get("job_ids")
+    return job_ids
 
 
 def job_patch(body: dict[str, Any], job: Job) -> dict[str, Any]:

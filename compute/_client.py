@@ -19,7 +19,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from . import _config
-from ._exceptions import ServerError, ServiceUnavailableError, error_for_status
+from ._exceptions import ClientError, ServerError, ServiceUnavailableError, error_for_status
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +39,8 @@ IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
 REPEAT_STATUSES = frozenset({502, 503, 504})
 #: The answer to a ``Range`` request: only the part asked for.
 PARTIAL_CONTENT = 206
+#: The answer to a ``Range`` starting at or past the end: nothing follows yet.
+RANGE_NOT_SATISFIABLE = 416
 #: How often such a request is sent again at most, and the first pause (it doubles).
 REPEAT_ATTEMPTS = 3
 REPEAT_BACKOFF_SECONDS = 0.2
@@ -214,6 +216,20 @@ class ComputeClient:
             raise ServiceUnavailableError(f"Connection lost while reading {path}: {exc}") from exc
         finally:
             response.close()
+
+    def read_from(self, path: str, offset: int) -> bytes:
+        """The bytes of a stored text from ``offset`` on (``Range: bytes=N-``); empty when
+        nothing follows yet. A service that ignores the range sends it whole, which is
+        cut here."""
+        try:
+            response = self.request("GET", path, headers={"Range": f"bytes={offset}-"})
+        except ClientError as error:
+            if error.status == RANGE_NOT_SATISFIABLE:
+                return b""
+            raise
+        if response.status_code == PARTIAL_CONTENT:
+            return response.content
+        return response.content[offset:]
 
     def _send(self, method: str, url: str, repeats: int = 0, **kwargs: Any) -> requests.Response:
         """Send once, and up to `repeats` more times while the failure is transient.

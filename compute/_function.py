@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import collections
 import gzip
 import os
 import sys
@@ -17,6 +18,7 @@ from ._client import ComputeClient, get_default_client
 from ._document import Document, DocumentState
 from ._exceptions import BuildFailedError, BundleError
 from ._job import Job
+from ._progress import JobProgress, progress_wanted
 from ._results import RESULTS_PER_REQUEST, chunks, fetch_results
 from ._search import Search
 from ._serializable import decode_result
@@ -25,6 +27,8 @@ from ._waiting import poll_until
 from .statuses import FunctionStatus, JobStatus
 
 JOB_STATISTICS = "job.statistics"
+#: Job ids sent per cancel request.
+CANCEL_CHUNK = 1000
 
 
 class Function(Document):
@@ -235,7 +239,13 @@ class Function(Document):
         """Print the build log; see :meth:`read_build_log` to get it instead."""
         print(self.read_build_log())
 
-    def map(self, args: Iterable[Any], iterargs: Iterable[Any] | None = None) -> builtins.list[Job]:
+    def map(
+        self,
+        args: Iterable[Any],
+        iterargs: Iterable[Any] | None = None,
+        *,
+        progress: bool | None = None,
+    ) -> builtins.list[Job]:
         """Submit one Job per element of ``args`` in a single request.
 
         Args:
@@ -246,17 +256,22 @@ class Function(Document):
                 a list of iterables zipped with ``args`` as further positional arguments,
                 like the builtin ``map(f, args, *iterargs)`` (each element of ``args`` is
                 then the first argument, never spread).
+            progress: Show a bar of the Jobs submitted (True), or not (False); when None,
+                only if standard error is a terminal or this runs in a notebook, unless
+                ``COMPUTE_PROGRESS=0``.
 
         Returns:
             The Jobs, in the order of ``args``.
 
         Raises:
             ValueError: ``iterargs`` is malformed or its length differs from ``args``.
+            ConfigurationError: ``COMPUTE_PROGRESS`` is neither on nor off.
 
         The request carries a fresh ``reference_id``, so the service creates the Jobs once
         even when the request is sent again after a lost answer or a 502/503/504.
         """
         bulk_args, bulk_kwargs = bulk_arguments(args, iterargs)
+        show_progress = progress_wanted(progress)
         self.save()
         body = {
             "function_id": self.id,
@@ -264,15 +279,49 @@ class Function(Document):
             "bulk_kwargs": bulk_kwargs,
             "reference_id": str(uuid.uuid4()),
         }
-        answer = get_default_client().json("POST", "/jobs/bulk", json_body=body, idempotent=True)
-        return [Job._from_remote(job) for job in answer]
+        with JobProgress(f"{self.name} submitted", len(bulk_args), show_progress) as bar:
+            answer = get_default_client().json(
+                "POST", "/jobs/bulk", json_body=body, idempotent=True
+            )
+            jobs = [Job._from_remote(job) for job in answer]
+            bar.show(len(jobs), len(bulk_args), collections.Counter(job.status for job in jobs))
+        return jobs
 
     def rerun(self) -> builtins.list[Job]:
-        """Resubmit the Function's failed and timed-out Jobs."""
+        """Resubmit the Function's failed, timed-out and canceled Jobs."""
         answer = get_default_client().json(
             "POST", "/jobs/rerun", json_body={"function_id": self.id}
         )
         return [Job._from_remote(job) for job in answer]
+
+    def cancel_jobs(
+        self, query: Search[Job] | None = None, job_ids: Iterable[str] | None = None
+    ) -> dict[str, int]:
+        """Cancel the Function's pending and running Jobs; see :meth:`Job.cancel`.
+
+        Args:
+            query: Only the Jobs this search of the Function's Jobs finds
+                (``fn.jobs.filter(...)``).
+            job_ids: Only the Jobs with these ids.
+
+        Returns:
+            How many pending Jobs were ``canceled`` and how many running ones are
+            ``stopping`` (they read ``canceled`` within a second).
+        """
+        client = get_default_client()
+        path = f"/functions/{self.id}/cancel"
+        if query is None and job_ids is None:
+            return dict(client.json("POST", path, json_body={}))
+        wanted = builtins.list(job_ids or [])
+        if query is not None:
+            wanted.extend(job.id for job in query)
+        totals = {"canceled": 0, "stopping": 0}
+        for chunk in range(0, len(wanted), CANCEL_CHUNK):
+            body = {"job_ids": wanted[chunk : chunk + CANCEL_CHUNK]}
+            answer = client.json("POST", path, json_body=body)
+            for name in totals:
+                totals[name] += int(answer[name])
+        return totals
 
     def iter_results(
         self, cast_type: type | None = None, return_exceptions: bool = False
@@ -319,18 +368,27 @@ class Function(Document):
         """
         return list(self.iter_results(cast_type=cast_type, return_exceptions=return_exceptions))
 
-    def wait_for_completion(self, timeout: float | None = None, interval: float = 10) -> None:
+    def wait_for_completion(
+        self, timeout: float | None = None, interval: float = 10, *, progress: bool | None = None
+    ) -> None:
         """Block until every submitted Job is done.
 
         Args:
             timeout: Seconds to wait at most; forever when None.
             interval: The longest pause between polls, in seconds (fractions allowed); the
                 first polls come within 50 ms and the pause grows to it.
+            progress: Show a bar of the Jobs done, with their counts by status (True), or
+                not (False); when None, only if standard error is a terminal or this runs
+                in a notebook, unless ``COMPUTE_PROGRESS=0``.
 
         Raises:
             BuildFailedError: The build failed, so the Jobs will never run.
             TimeoutError: Jobs were still outstanding after ``timeout`` seconds.
+            ConfigurationError: ``COMPUTE_PROGRESS`` is neither on nor off.
         """
+        show_progress = progress_wanted(progress)
+        if show_progress:
+            self._refresh_statistics()  # the bar starts from the counts as they are now
         print(f"Function {self.name} starting status {self.status}", file=sys.stderr)
 
         def done() -> bool:
@@ -341,7 +399,24 @@ class Function(Document):
             return self.status in (FunctionStatus.SUCCESS, FunctionStatus.FAILURE)
 
         message = f"Function {self.name} did not complete before timeout!"
-        poll_until(self, done, timeout, interval, message, f"Function {self.name}")
+        label = f"Function {self.name}"
+        total = sum((self.job_statistics or {}).values())
+        with JobProgress(f"{self.name} done", total, show_progress) as bar:
+
+            def observe() -> None:
+                bar.show_statistics(self.job_statistics or {})
+
+            observe()
+            poll_until(
+                self, done, timeout, interval, message, label, observe=observe, say=bar.write
+            )
+
+    def _refresh_statistics(self) -> None:
+        """Reload with the job statistics, which each later :meth:`refresh` then keeps."""
+        self._require_saved("refresh")
+        params = {"include": [JOB_STATISTICS]}
+        client = get_default_client()
+        self._load_from_remote(client.json("GET", f"/functions/{self.id}", params=params))
 
 
 def _name(function: Callable[..., Any]) -> str:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import builtins
+import contextlib
+import json
 import sys
+import time
 import uuid
 from collections import deque
 from collections.abc import Iterator
@@ -24,6 +27,8 @@ if TYPE_CHECKING:
 #: How much of a failed Job's log its JobFailedError shows, in lines and bytes fetched.
 LOG_TAIL_LINES = 20
 LOG_TAIL_BYTES = 16 * 1024
+#: How often a followed log is read while its Job runs, in seconds.
+FOLLOW_SECONDS = 0.4
 
 
 class Job(Document):
@@ -208,22 +213,69 @@ class Job(Document):
             return []
         return list(lines)
 
-    def iter_log(self, timestamps: bool = True) -> Iterator[str]:
+    def iter_log(self, timestamps: bool = True, follow: bool = False) -> Iterator[str]:
         """Yield the lines the Job printed.
 
         Args:
             timestamps: Prefix each line with its time, in the local timezone.
+            follow: Keep yielding lines as the Job prints them (within about a second)
+                until it ends; without it, only what it has printed so far.
         """
-        for entry in get_default_client().iter_ndjson(f"/jobs/{self.id}/log"):
+        entries = self._follow_log() if follow else self._log_entries()
+        for entry in entries:
             line = str(entry.get("log", ""))
             if timestamps and entry.get("date"):
                 line = f"{parse_datetime(entry['date']).astimezone()} {line}"
             yield line
 
-    def log(self, timestamps: bool = True) -> None:
-        """Print the lines the Job printed; see :meth:`iter_log` to get them instead."""
-        for line in self.iter_log(timestamps=timestamps):
-            print(line)
+    def log(self, timestamps: bool = True, follow: bool = False) -> None:
+        """Print the lines the Job printed; see :meth:`iter_log` to get them instead.
+
+        Args:
+            timestamps: Prefix each line with its time, in the local timezone.
+            follow: Keep printing lines as the Job prints them, until it ends.
+        """
+        for line in self.iter_log(timestamps=timestamps, follow=follow):
+            print(line, flush=follow)
+
+    def _log_entries(self) -> Iterator[dict[str, Any]]:
+        return get_default_client().iter_ndjson(f"/jobs/{self.id}/log")
+
+    def _follow_log(self) -> Iterator[dict[str, Any]]:
+        """The log's entries as they are written: read from where the last read ended,
+        waiting on the Job's status in between, and once more after it has ended (its
+        worker stores the whole log before it records the end)."""
+        self._require_saved("follow the log of")
+        client = get_default_client()
+        path = f"/jobs/{self.id}/log"
+        offset, unfinished = 0, b""
+        while True:
+            asked = time.monotonic()
+            self._refresh_when_final(FOLLOW_SECONDS)
+            ended = self.status in JobStatus.final()
+            chunk = client.read_from(path, offset)
+            offset += len(chunk)
+            *lines, unfinished = (unfinished + chunk).split(b"\n")
+            for line in lines:
+                if line.strip():
+                    with contextlib.suppress(ValueError):
+                        yield json.loads(line)
+            if ended:
+                return
+            # The service answers at once when it is too busy to wait.
+            time.sleep(max(0.0, FOLLOW_SECONDS - (time.monotonic() - asked)))
+
+    def cancel(self) -> None:
+        """Cancel the Job: a pending Job never starts; a running one is stopped within a
+        second, keeping the log it printed. Either ends with status ``canceled``; a
+        running Job reads ``running`` until its worker has stopped it. A Job that has
+        already ended is left as it is.
+
+        Raises:
+            ValueError: The Job was never saved.
+        """
+        self._require_saved("cancel")
+        self._load_from_remote(get_default_client().json("POST", f"/jobs/{self.id}/cancel"))
 
     def wait_for_completion(self, timeout: float | None = None, interval: float = 10) -> None:
         """Block until the Job succeeds, fails or times out.

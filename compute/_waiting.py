@@ -23,6 +23,10 @@ SERVER_WAIT_SECONDS = 1.0
 SERVER_WAITS_SECONDS = 10.0
 
 
+def _to_stderr(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
 def poll_until(
     document: Any,
     done: Callable[[], bool],
@@ -31,9 +35,14 @@ def poll_until(
     timeout_message: str,
     label: str,
     refresh_waiting: Callable[[float], None] | None = None,
+    observe: Callable[[], None] | None = None,
+    say: Callable[[str], None] = _to_stderr,
 ) -> None:
     """Refresh ``document`` until ``done()`` holds, printing status changes; the pause
     between polls starts at 50 ms and grows by half each time, up to ``interval``.
+
+    ``observe`` is called after each refresh (to draw a progress bar), and ``say`` prints
+    each status change (to standard error by default; a progress bar prints above itself).
 
     With ``refresh_waiting`` (a refresh the service answers once the document is done,
     or after the seconds given), the first ``SERVER_WAITS_SECONDS`` of waiting are spent
@@ -56,9 +65,11 @@ def poll_until(
             refresh_waiting(server_wait)
         else:
             document.refresh()
+        if observe is not None:
+            observe()
         status = document.status
         if status != last:
-            print(f"{label} updated from {last} to {status}", file=sys.stderr)
+            say(f"{label} updated from {last} to {status}")
             last = status
         if done():
             return

@@ -8,6 +8,7 @@ redelivers the build.
 from __future__ import annotations
 
 import logging
+import time
 
 from flask import current_app
 
@@ -17,6 +18,7 @@ from compute.server.models import BuildState, Function
 from compute.server.settings import current_settings
 from compute.server.transitions import fail_pending_jobs, set_build_state
 
+from . import metrics
 from .build import BuildSettings, build_function
 
 logger = logging.getLogger(__name__)
@@ -33,7 +35,9 @@ def run_build(function_id: str) -> bool:
     bundle = store.get(function.bundle_key) if function.bundle_key else None
     if bundle is None:
         return _fail(function, "the uploaded bundle is missing", "The bundle could not be found.")
+    started = time.monotonic()
     result = build_function(bundle, function.image, BuildSettings.from_settings(current_settings()))
+    metrics.build_finished(result.ok, time.monotonic() - started)
     store.put(build_log_key(function.id), result.log_text.encode())
     if not result.ok:
         return _fail(function, result.error or "the build failed", None)

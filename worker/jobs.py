@@ -16,13 +16,14 @@ from dataclasses import dataclass, replace
 import sqlalchemy as sa
 from flask import current_app
 
-from compute.server.blobstore import job_log_key, job_result_key
+from compute.server.blobstore import job_log_key, job_prefix, job_result_key
 from compute.server.extensions import db
 from compute.server.models import Function, Job
 from compute.server.redaction import Redactor, job_output_redactor
 from compute.server.settings import current_settings
 from compute.server.stored_json import Unreadable
 from compute.server.transitions import (
+    CANCELED_REASON,
     Claim,
     ClaimRefusal,
     LostAttempt,
@@ -34,6 +35,7 @@ from compute.server.transitions import (
 )
 from compute.statuses import JobStatus
 
+from .attempt_watch import LiveAttempt
 from .execution.executor import ExecutorPool
 from .execution.job_limits import JobLimits
 from .execution.job_monitor import Ending, ProcessOutcome, run_process
@@ -42,6 +44,8 @@ from .execution.joblog import JobLog
 from .execution.scratch import job_scratch_root
 from .lease_owners import worker_identity
 from .leases import Heartbeat
+from .publishing import broker_client
+from .stop_requests import stop_asked
 from .workspace import FunctionCode, prepare_function
 
 logger = logging.getLogger(__name__)
@@ -68,6 +72,8 @@ class Verdict:
 
 def judge(outcome: ProcessOutcome, limits: JobLimits) -> Verdict:
     """Map how the process ended to the job's status and whether a retry may follow."""
+    if outcome.ending is Ending.CANCELED:
+        return Verdict(JobStatus.CANCELED, CANCELED_REASON, False)
     if outcome.ending is Ending.TIMED_OUT:
         return Verdict(
             JobStatus.TIMEOUT, f"exceeded its {limits.timeout_seconds:g} s timeout", False
@@ -216,6 +222,13 @@ def _run_claimed(
     # No transaction stays open while the job runs (its heartbeat has a connection of
     # its own).
     db.session.rollback()
+    watch = LiveAttempt(
+        current_app.extensions["blobstore"],
+        claim.function_id,
+        claim.job_id,
+        log,
+        _stop_check(settings.redis_url, claim.job_id),
+    )
     outcome = run_process(
         str(env_python),
         bundle_dir,
@@ -229,16 +242,42 @@ def _run_claimed(
         identities=job_identities(settings),
         max_result_bytes=settings.max_result_bytes,
         scratch_root=job_scratch_root(settings.work_dir),
+        watch=watch,
     )
     if outcome.ending is Ending.ABANDONED or heartbeat.lost.is_set():
         # Another attempt owns the job now; its log and outcome are its own.
         return AttemptResult.ABANDONED
+    if outcome.ending is Ending.CANCELED and _deleted(claim):
+        # Stopped because its job was deleted: nothing is recorded, and the live log
+        # written since the deletion removed the job's blobs goes too.
+        current_app.extensions["blobstore"].delete_prefix(
+            job_prefix(claim.function_id, claim.job_id)
+        )
+        return AttemptResult.SKIPPED
     verdict = judge(outcome, limits)
-    if verdict.error:
+    if verdict.status is JobStatus.CANCELED:
+        log.add("[job canceled: stopped at its owner's request]")
+    elif verdict.error:
         # Text the job wrote: the operator's secrets are hidden in it as in its output.
         verdict = replace(verdict, error=_output_redactor()(verdict.error))
         log.add(f"[job {verdict.status}: {verdict.error}]")
-    return _record(claim, log, outcome.result, verdict, outcome.runtime, retry_count, handover)
+    return _record(
+        claim, log, outcome.result, verdict, outcome.runtime, retry_count, handover, watch
+    )
+
+
+def _deleted(claim: Claim) -> bool:
+    gone = db.session.scalar(sa.select(Job.id).where(Job.id == claim.job_id)) is None
+    db.session.rollback()
+    return gone
+
+
+def _stop_check(redis_url: str | None, job_id: str) -> Callable[[], bool]:
+    """Whether the job's owner has canceled it, as the broker says."""
+    if not redis_url:
+        return lambda: False
+    client = broker_client(redis_url)
+    return lambda: stop_asked(client, job_id)
 
 
 def _record(
@@ -249,16 +288,25 @@ def _record(
     runtime: float,
     retry_count: int,
     handover: Handover | None = None,
+    watch: LiveAttempt | None = None,
 ) -> AttemptResult:
+    from . import metrics
+
+    metrics.attempt_judged(claim.function_id, verdict.status, verdict.error)
     store = current_app.extensions["blobstore"]
     log_key = job_log_key(claim.function_id, claim.job_id)
-    store.put(log_key, (store.get(log_key) or b"") + log.to_bytes())
+    # Earlier attempts' logs first; a live log has read them already, and written over
+    # the key since.
+    earlier = watch.earlier_log() if watch is not None else store.get(log_key) or b""
+    store.put(log_key, earlier + log.to_bytes())
     has_result = False
     if verdict.status is JobStatus.SUCCESS and result and result[:1] != RESULT_TAG_NONE:
         store.put(job_result_key(claim.function_id, claim.job_id), result[1:])
         has_result = True
     if verdict.retryable and claim.failed_attempts <= retry_count:
         released = release_for_retry(db.session, claim, verdict.error or "failed")
+        if released:
+            metrics.attempt_retried(claim.function_id)
         return AttemptResult.RETRY if released else AttemptResult.SKIPPED
     next_job = handover.next_job() if handover is not None else None
     if next_job is None:
@@ -278,6 +326,7 @@ def _record(
         )
     if not finished:
         return AttemptResult.SKIPPED
+    metrics.job_finished(verdict.status, runtime)
     # One line per terminal write: the fence lets exactly one attempt of a job get here.
     logger.info(
         "terminal record: job=%s attempt=%d status=%s",

@@ -70,7 +70,8 @@ class Heartbeat:
             return
         if not owned and not self.stopped.is_set():
             logger.warning(
-                "job %s attempt %d lost its lease to another attempt; stopping it",
+                "job %s attempt %d no longer owns its job (deleted, or recovered for "
+                "another attempt); stopping it",
                 self.claim.job_id,
                 self.claim.attempt,
             )

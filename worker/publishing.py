@@ -15,7 +15,9 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 
 import redis
+import sqlalchemy as sa
 from celery import Celery
+from flask import has_app_context
 
 from compute.server.dispatch import (
     BUILD_QUEUE,
@@ -25,7 +27,10 @@ from compute.server.dispatch import (
     RUN_TASK,
     function_queue,
     publishing_key,
+    run_task_shadow,
 )
+from compute.server.extensions import db
+from compute.server.models import Function
 from compute.server.settings import current_settings
 
 logger = logging.getLogger(__name__)
@@ -68,12 +73,34 @@ def broker_client(broker_url: str) -> redis.Redis:
     return redis.Redis.from_url(broker_url)
 
 
-def publish_jobs(app: Celery, function_id: str, job_ids: list[str]) -> None:
-    """Ring the doorbell for each job on its function's queue, over one connection."""
+def publish_jobs(
+    app: Celery, function_id: str, job_ids: list[str], function_name: str | None = None
+) -> None:
+    """Ring the doorbell for each job on its function's queue, over one connection.
+
+    Each message is named for monitors by its function's name and its job (Celery's
+    `shadow`); the worker still finds the task by its own name.
+    """
     queue = function_queue(function_id)
+    name = function_name or function_label(function_id)
     with app.producer_or_acquire() as producer:
         for job_id in job_ids:
-            app.send_task(RUN_TASK, args=[job_id], queue=queue, producer=producer)
+            app.send_task(
+                RUN_TASK,
+                args=[job_id],
+                queue=queue,
+                producer=producer,
+                shadow=run_task_shadow(name, job_id),
+            )
+
+
+def function_label(function_id: str) -> str:
+    """The function's name, for monitors; its id when it is gone, or when no database is
+    at hand (a background publish, which is given the name instead)."""
+    if not has_app_context():
+        return function_id
+    name = db.session.scalar(sa.select(Function.name).where(Function.id == function_id))
+    return name or function_id
 
 
 @contextlib.contextmanager
@@ -88,13 +115,16 @@ def publishing(app: Celery, function_id: str) -> Iterator[None]:
         client.delete(key)
 
 
-def publish_jobs_marked(app: Celery, function_id: str, job_ids: list[str]) -> None:
+def publish_jobs_marked(
+    app: Celery, function_id: str, job_ids: list[str], function_name: str | None = None
+) -> None:
     """Publish in chunks under the publishing mark, renewing it as the chunks go out."""
+    name = function_name or function_label(function_id)
     with publishing(app, function_id):
         client = broker_client(app.conf.broker_url)
         for start in range(0, len(job_ids), PUBLISH_CHUNK):
             client.expire(publishing_key(function_id), PUBLISHING_KEY_SECONDS)
-            publish_jobs(app, function_id, job_ids[start : start + PUBLISH_CHUNK])
+            publish_jobs(app, function_id, job_ids[start : start + PUBLISH_CHUNK], name)
 
 
 def consume_function_queue(app: Celery, function_id: str) -> None:
@@ -118,14 +148,15 @@ def jobs_submitted(
         return
     if wake_consumers:
         consume_function_queue(app, function_id)
+    name = function_label(function_id)
     if len(job_ids) <= INLINE_PUBLISH_LIMIT:
-        publish_jobs(app, function_id, job_ids)
+        publish_jobs(app, function_id, job_ids, name)
     else:
-        _background.submit(_publish_logged, app, function_id, job_ids)
+        _background.submit(_publish_logged, app, function_id, job_ids, name)
 
 
-def _publish_logged(app: Celery, function_id: str, job_ids: list[str]) -> None:
+def _publish_logged(app: Celery, function_id: str, job_ids: list[str], name: str) -> None:
     try:
-        publish_jobs_marked(app, function_id, job_ids)
+        publish_jobs_marked(app, function_id, job_ids, name)
     except Exception:
         logger.exception("publishing %d jobs of %s failed", len(job_ids), function_id)

@@ -46,6 +46,7 @@ from .execution.cgroups import remove_stale
 from .execution.host_enforcement import select_enforcement
 from .fork_guard import database_work
 from .lease_owners import local_owner_prefix, owner_pid, worker_identity
+from .metrics import lost_attempt_recovered
 from .publishing import (
     broker_client,
     consume_function_queue,
@@ -163,6 +164,7 @@ class Reconciler:
             elif status is JobStatus.FAILURE:
                 report.failed += 1
             if status is not None:
+                lost_attempt_recovered(status)
                 logger.warning("reconciler: job %s: %s", attempt.job_id, reason)
         for function_id, job_ids in pending.items():
             consume_function_queue(self.celery, function_id)

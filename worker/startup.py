@@ -12,7 +12,8 @@ from celery.signals import worker_init, worker_process_init, worker_ready, worke
 from compute.server.database import schema_is_current
 from compute.server.dispatch import function_queue
 from compute.server.extensions import db
-from compute.server.settings import Settings
+from compute.server.metric_files import node_metrics_dir
+from compute.server.settings import Settings, load_settings
 
 from .build import InstallerOptions
 from .celery_app import app, service
@@ -22,6 +23,9 @@ from .execution.network import apply_network_policy, services_of
 from .execution.runtime import scripts_directory
 from .execution.sandbox import describe_sandbox
 from .execution.scratch import job_scratch_root
+from .metrics import serve_metrics, use_metrics_directory
+from .presence import Presence
+from .publishing import broker_client
 from .queues import active_function_ids
 from .reconciler import Reconciler, ReconcilerSettings
 
@@ -34,23 +38,30 @@ SCHEMA_POLL_SECONDS = 1.0
 SCHEMA_REMINDER_SECONDS = 15.0
 
 _reconcilers: list[Reconciler] = []
+_presences: list[Presence] = []
 
 
 @worker_init.connect
-def on_worker_init(**_: Any) -> None:
-    # Before the pool forks: every pool process starts jobs from one copy, removed at exit.
+def on_worker_init(sender: Any = None, **_: Any) -> None:
+    # Before the pool forks: every pool process starts jobs from one copy, removed at exit,
+    # and keeps its metrics in the node's folder.
     scripts_directory()
+    use_metrics_directory(node_metrics_dir(load_settings().metrics_dir, sender.hostname))
 
 
 @worker_ready.connect
 def on_worker_ready(sender: Any = None, **_: Any) -> None:
     settings = Settings.of(service())
     mode = settings.resource_enforcement
-    for limit, mechanism in describe_enforcement(mode).items():
+    limits = dict(describe_enforcement(mode))
+    for limit, mechanism in limits.items():
         logger.info("limit %s enforced by: %s", limit, mechanism)
-    logger.info("jobs run as: %s", _describe_job_identities(settings))
-    logger.info("job file system: %s", describe_sandbox())
-    _apply_network_policy(settings)
+    limits["job users"] = _describe_job_identities(settings)
+    logger.info("jobs run as: %s", limits["job users"])
+    limits["file system"] = describe_sandbox()
+    logger.info("job file system: %s", limits["file system"])
+    limits["network"] = _apply_network_policy(settings)
+    limits["disk"] = f"{settings.job_disk_mb} MB of scratch per job, measured while it runs"
     wait_for_schema()
     with service().app_context():
         function_ids = active_function_ids()
@@ -68,12 +79,29 @@ def on_worker_ready(sender: Any = None, **_: Any) -> None:
         reconciling.lease_seconds,
         reconciling.lost_worker_retries,
     )
+    _announce(consumer, settings, limits)
 
 
 @worker_shutdown.connect
 def on_worker_shutdown(**_: Any) -> None:
     for reconciler in _reconcilers:
         reconciler.stop()
+    for presence in _presences:
+        presence.stop()
+
+
+def _announce(consumer: Any, settings: Settings, limits: dict[str, str]) -> None:
+    """Serve the node's metrics if asked to, and keep its presence record from now on."""
+    node = consumer.hostname
+    if port := settings.worker_metrics_port:
+        try:
+            serve_metrics(port, node_metrics_dir(settings.metrics_dir, node))
+        except OSError as error:
+            logger.error("cannot serve this worker's metrics on port %d: %s", port, error)
+    client = broker_client(app.conf.broker_url)
+    presence = Presence(client, settings, node, consumer.controller.concurrency, limits)
+    presence.start()
+    _presences.append(presence)
 
 
 @worker_process_init.connect
@@ -113,17 +141,20 @@ def _describe_job_identities(settings: Settings) -> str:
     return describe_job_identities(identities, work_dir, job_scratch_root(work_dir))
 
 
-def _apply_network_policy(settings: Settings) -> None:
+def _apply_network_policy(settings: Settings) -> str:
     """Refuse job uids the host's own and link-local addresses (see `network.py`), and
     build uids the same but for every index, find-links host and proxy their installer
-    uses, which may listen on this host (`InstallerOptions.network_urls`)."""
+    uses, which may listen on this host (`InstallerOptions.network_urls`); return how
+    the jobs' network is restricted."""
     policy = apply_network_policy(
         settings.job_uid_base, settings.job_uid_count, settings.job_network
     )
     (logger.info if policy.enforced else logger.warning)("%s", policy.description)
+    jobs_network = policy.description
     builds = build_identities(settings)
     needed = InstallerOptions.from_settings(settings).network_urls()
     policy = apply_network_policy(
         builds.first_uid, builds.count, "outbound", services_of(needed), who="build"
     )
     (logger.info if policy.enforced else logger.warning)("%s", policy.description)
+    return jobs_network

@@ -19,6 +19,7 @@ from .jobs import AttemptResult, function_of_job, run_attempt
 from .publishing import broker_client, publish_jobs
 from .queue_drain import drain_function_queue
 from .queues import publish_pending_jobs
+from .task_results import JobFailed, task_result
 
 logger = logging.getLogger(__name__)
 
@@ -31,8 +32,16 @@ def build_task(function_id: str) -> None:
         publish_pending_jobs(function_id)
 
 
-@app.task(name=RUN_TASK, bind=True, acks_late=True, max_retries=None)
-def run_job_task(self: Task[Any, Any], job_id: str) -> None:
+# A failed job fails its task, for monitors; `task_results` says why delivery is unchanged.
+@app.task(
+    name=RUN_TASK,
+    bind=True,
+    acks_late=True,
+    acks_on_failure=True,
+    max_retries=None,
+    throws=(JobFailed,),
+)
+def run_job_task(self: Task[Any, Any], job_id: str) -> str:
     result = run_attempt(job_id)
     if result is not AttemptResult.AT_CAPACITY:
         _run_queued_jobs(job_id)
@@ -42,6 +51,7 @@ def run_job_task(self: Task[Any, Any], job_id: str) -> None:
         raise self.retry(countdown=CAPACITY_RETRY_SECONDS)
     if result is AttemptResult.RETRY:
         raise self.retry(countdown=0)
+    return task_result(job_id, result)
 
 
 def _run_queued_jobs(job_id: str) -> None:

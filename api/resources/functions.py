@@ -69,6 +69,12 @@ def patch_function(function_id: str) -> Response:
 
 @blueprint.delete("/functions/<function_id>")
 def delete_function(function_id: str) -> Response:
+    remove_function(function_id)
+    return Response(status=204)
+
+
+def remove_function(function_id: str) -> None:
+    """Delete one of the caller's functions with its jobs and blobs (404 if not theirs)."""
     function = get_owned(Function, function_id, for_update=True)
     transitions.delete_function(db.session, function)
     db.session.commit()
@@ -78,7 +84,6 @@ def delete_function(function_id: str) -> Response:
     store.delete_prefix(function_jobs_prefix(function_id))
     store.delete(bundle_key(function_id))
     store.delete(build_log_key(function_id))
-    return Response(status=204)
 
 
 @blueprint.get("/functions/<function_id>/log")

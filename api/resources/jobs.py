@@ -15,6 +15,7 @@ from compute.server.models import BuildState, Function, Job, SubmissionKind
 from compute.server.transitions import NewJob, delete_job, insert_jobs, reset_for_rerun
 from compute.statuses import JobStatus
 from worker import publishing
+from worker.stop_requests import ask_to_stop
 
 from ..auth import authenticate_request, current_identity
 from ..errors import Conflict, NotFound
@@ -169,10 +170,13 @@ def delete_one_job(job_id: str) -> Response:
     # Not locked here: the deletion locks the function's row, then the job's (the order
     # every writer of both keeps).
     job = get_owned(Job, job_id)
-    function_id = job.function_id
+    function_id, was_running = job.function_id, job.status == JobStatus.RUNNING
     if not delete_job(db.session, job):
         raise NotFound(f"Job {job_id!r} not found.")
     db.session.commit()
+    if was_running:
+        # Stopped at once, rather than when its worker next renews the lease.
+        ask_to_stop([job_id])
     current_app.extensions["blobstore"].delete_prefix(job_prefix(function_id, job_id))
     return Response(status=204)
 

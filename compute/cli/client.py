@@ -1,33 +1,62 @@
-"""The SDK's HTTP client as the client commands use it, its errors made click errors.
+"""The SDK as the client commands use it, its errors made command errors.
 
 The commands read the service URL and token as the SDK does, and go through the same
 session, retries and error translation (`compute._client`); only the wording of a
-failure is theirs: one line naming what answered and how.
+failure and its exit code (`exit_codes`) are theirs: one line naming what failed.
 """
 
 from __future__ import annotations
 
-from contextlib import closing
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
-import click
+from compute._document import Document
+from compute._exceptions import (
+    ApiError,
+    AuthenticationError,
+    ComputeError,
+    ConfigurationError,
+    ForbiddenError,
+    NotFoundError,
+    ServiceUnavailableError,
+)
 
-from compute._client import ComputeClient
-from compute._exceptions import ApiError, ComputeError
+from .exit_codes import CommandError, NotAuthorized, NotFound, Unreachable
 
 
-def list_all(path: str, params: dict[str, Any], limit: int | None) -> list[dict[str, Any]]:
-    """Every record of the list endpoint `path` (up to `limit`), following page cursors."""
-    query = {**params, "limit": limit} if limit is not None else dict(params)
+@contextmanager
+def service_errors(subject: str) -> Iterator[None]:
+    """Turn an SDK error raised inside into the command error of its exit code.
+
+    Args:
+        subject: What the command acts on, as its messages name it: ``function 0a1b``,
+            or ``functions`` for a listing.
+
+    Raises:
+        NotFound: the service answered 404 for `subject`.
+        NotAuthorized: no token is configured, or the service refused it (401, 403).
+        Unreachable: the service did not answer.
+        CommandError: the service refused the request in any other way.
+    """
     try:
-        client = ComputeClient()
-    except ComputeError as error:  # no URL or token, or an unreadable config file
-        raise click.ClickException(str(error)) from error
-    with closing(client):
-        try:
-            return list(client.iter_pages(path, query))
-        except ApiError as error:
-            # Its text is the status, the service's detail and any per-field messages.
-            raise click.ClickException(f"{client.url}{path} answered {error}") from error
-        except ComputeError as error:  # the service could not be reached
-            raise click.ClickException(str(error)) from error
+        yield
+    except NotFoundError as error:
+        raise NotFound(f"{subject} not found") from error
+    except (AuthenticationError, ForbiddenError) as error:
+        raise NotAuthorized(f"the service refused the token: {error}") from error
+    except ConfigurationError as error:
+        raise NotAuthorized(str(error)) from error
+    except ServiceUnavailableError as error:
+        raise Unreachable(f"cannot reach the compute service: {error}") from error
+    except ApiError as error:
+        # Its text is the status, the service's detail and any per-field messages.
+        raise CommandError(f"{subject}: the service answered {error}") from error
+    except ComputeError as error:
+        raise CommandError(f"{subject}: {error}") from error
+
+
+def record_of(document: Document) -> dict[str, Any]:
+    """A Function's or Job's fields as JSON values, with those the SDK does not declare."""
+    # Undeclared fields are kept aside by the document; --json shows all the service sent.
+    return {**document.to_dict(), **document._extra}

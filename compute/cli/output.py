@@ -1,4 +1,5 @@
-"""Printing lists of records as an aligned table or as JSON."""
+"""Printing records as an aligned table or as JSON: lists one record a row, a single
+record one field a line."""
 
 from __future__ import annotations
 
@@ -25,6 +26,27 @@ def emit(
         click.echo(json.dumps(list(records), indent=2))
     else:
         click.echo(table(records, columns, derived))
+
+
+def emit_one(
+    record: dict[str, Any], fields: Sequence[str], as_json: bool, derived: Derived | None = None
+) -> None:
+    """Print one record: the whole object as JSON, or `fields` of it one a line."""
+    if as_json:
+        click.echo(json.dumps(record, indent=2))
+    else:
+        click.echo(details(record, fields, derived))
+
+
+def details(record: dict[str, Any], fields: Sequence[str], derived: Derived | None = None) -> str:
+    """`fields` of `record`, one a line: the upper-case name, then the value, aligned."""
+    derived = derived or {}
+    width = max((len(field) for field in fields), default=0)
+    return "\n".join(
+        f"{field.upper().ljust(width)}  "
+        + _cell(derived[field](record) if field in derived else record.get(field))
+        for field in fields
+    )
 
 
 def table(

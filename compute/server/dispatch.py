@@ -26,3 +26,32 @@ def function_queue(function_id: str) -> str:
 
 def publishing_key(function_id: str) -> str:
     return PUBLISHING_KEY_PREFIX + function_id
+
+
+# A running job its owner canceled: the worker running it checks for this key while the
+# job runs and stops it. The database records the request too; the key only makes the
+# stop prompt, so it may expire long before any job runs that long.
+STOP_KEY_PREFIX = "compute:stop:"
+STOP_KEY_SECONDS = 24 * 3600
+
+
+def stop_key(job_id: str) -> str:
+    return STOP_KEY_PREFIX + job_id
+
+
+# Each worker node says it is alive, and what it offers, under a key of its own that
+# expires unless renewed (`compute.server.presence`); the set names the nodes that have
+# said so, so a reader needs no scan of the keyspace.
+WORKERS_KEY = "compute:workers"
+WORKER_KEY_PREFIX = "compute:worker:"
+WORKER_PRESENCE_REFRESH_SECONDS = 5.0
+WORKER_PRESENCE_TTL_SECONDS = 15
+
+
+def worker_key(node: str) -> str:
+    return WORKER_KEY_PREFIX + node
+
+
+def run_task_shadow(function_name: str, job_id: str) -> str:
+    """The name monitors (Flower) and the worker's log show for a job's run task."""
+    return f"{RUN_TASK}:{function_name}:{job_id}"

@@ -180,3 +180,41 @@ class Submission(Model):
     # In submission order.
     job_ids: Mapped[list[str]] = mapped_column(sa.JSON)
     creation_date: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+TOKEN_LABEL_LENGTH = 200
+
+
+class Token(Model):
+    """An issued API token, by the JWT id (`jti`) it carries.
+
+    The row is what makes a token revocable: a token naming a row that is revoked, or
+    no row at all, is refused. Tokens issued before tokens were recorded carry no `jti`;
+    they are accepted until they expire unless their user has a `TokenCutoff`.
+    """
+
+    __tablename__ = "tokens"
+    __table_args__ = (sa.Index("ix_tokens_user_created", "user_id", "creation_date"),)
+
+    id: Mapped[str] = mapped_column(sa.String(32), primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"))
+    creation_date: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # What the operator said the token is for (`compute token create --label`).
+    label: Mapped[str | None] = mapped_column(sa.String(TOKEN_LABEL_LENGTH), nullable=True)
+
+
+class TokenCutoff(Model):
+    """When a user's tokens were all revoked: those without a row issued before it are refused.
+
+    Revoking a recorded token marks its row; the tokens issued before tokens were
+    recorded have none, so revoking a user's every token also writes this time.
+    """
+
+    __tablename__ = "token_cutoffs"
+
+    user_id: Mapped[str] = mapped_column(
+        sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    not_before: Mapped[dt.datetime] = mapped_column(UTCDateTime)

@@ -27,6 +27,9 @@ SECRET_FILE_NAME = "secret.key"
 # work directory below it, but may not list it; what it holds is private to the service.
 DATA_DIR_MODE = 0o711
 SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
+# prometheus-client's multi-process mode writes each metric file under the folder this
+# variable names; a worker sets it for itself and its pool processes (worker/metrics.py).
+PROMETHEUS_MULTIPROC_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 PROXY_VARIABLES = tuple(
     name
     for variable in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
@@ -156,6 +159,10 @@ class Settings:
     # Machine-local (environments, unpacked bundles); nothing under it is ever named in
     # the database. See `default_work_dir`.
     work_dir: Path
+    # Where a worker's processes keep their event metrics (prometheus-client's
+    # multi-process files), a folder per worker node; an API on the same machine serves
+    # them at /metrics too.
+    metrics_dir: Path
     # The token-signing secret; read from (or made in) `<data_dir>/secret.key` when unset.
     secret_key: str | None = field(default=None, repr=False)
     redis_url: str | None = None
@@ -214,6 +221,9 @@ class Settings:
     job_disk_mb: int = 10240
     # The largest return value a job may store; a larger one fails the job unread.
     max_result_bytes: int = 64 * 1024 * 1024
+    # A worker on a machine of its own serves its metrics at this port (0: it does not;
+    # an API sharing its data directory serves them instead).
+    worker_metrics_port: int = 0
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> Settings:
@@ -285,6 +295,7 @@ def _data_dir_defaults(data_dir: Path) -> dict[str, Any]:
         "SQLALCHEMY_DATABASE_URI": f"sqlite:///{data_dir / 'compute.db'}",
         "BLOB_URL": f"file://{data_dir / 'blobs'}",
         "WORK_DIR": str(default_work_dir(data_dir)),
+        "METRICS_DIR": str(data_dir / "metrics"),
     }
 
 

@@ -322,6 +322,12 @@ CASES = [
     unknown("delete unknown job", "DELETE", f"/jobs/{UNKNOWN}"),
     unknown("result of unknown job", "GET", f"/jobs/{UNKNOWN}/result"),
     unknown("log of unknown job", "GET", f"/jobs/{UNKNOWN}/log"),
+    unknown("cancel of unknown job", "POST", f"/jobs/{UNKNOWN}/cancel"),
+    unknown("cancel of unknown function's jobs", "POST", f"/functions/{UNKNOWN}/cancel"),
+    post_json("cancel job_ids not a list", ONE + "/cancel", {"job_ids": "all"}, 422, "job_ids"),
+    post_json("cancel job_ids of numbers", ONE + "/cancel", {"job_ids": [1]}, 422, "job_ids"),
+    post_json("cancel unknown field", ONE + "/cancel", {"query": {}}, 422, "query"),
+    raw("cancel body a list", "POST", ONE + "/cancel", "[1]"),
     unknown("rerun unknown function", "POST", "/jobs/rerun", {"function_id": UNKNOWN}),
     unknown(
         "bulk to unknown function",

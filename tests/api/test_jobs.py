@@ -265,8 +265,14 @@ def test_the_log_end_is_served_for_a_suffix_range(api_server: ApiServer, api: Ap
     assert tail.headers["Content-Range"] == f"bytes {len(log) - 100}-{len(log) - 1}/{len(log)}"
     whole = api.get(path, headers={"Range": f"bytes=-{len(log) + 10}"})
     assert whole.status_code == 206 and whole.content == log
+    # what follows an offset (how a running job's log is followed), or nothing yet
+    rest = api.get(path, headers={"Range": "bytes=100-"})
+    assert rest.status_code == 206 and rest.content == log[100:]
+    assert rest.headers["Content-Range"] == f"bytes 100-{len(log) - 1}/{len(log)}"
+    nothing = api.get(path, headers={"Range": f"bytes={len(log)}-"})
+    assert nothing.status_code == 416 and nothing.headers["Content-Range"] == f"bytes */{len(log)}"
     # any other range, or a malformed one, is ignored: the whole log, as without one
-    for ignored in ("bytes=0-10", "bytes=5-", "bytes=-5,-6", "bytes=nope", "items=-5"):
+    for ignored in ("bytes=0-10", "bytes=-5,-6", "bytes=nope", "items=-5"):
         answer = api.get(path, headers={"Range": ignored})
         assert (answer.status_code, answer.content) == (200, log), ignored
 

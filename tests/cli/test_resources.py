@@ -1,4 +1,4 @@
-"""`compute functions list` and `compute jobs list` against the real API."""
+"""`compute functions list` and `compute jobs list` against the real API, in process."""
 
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ def test_jobs_list_filters_by_function_and_pages(cli, user: TestUser) -> None:
     listed = json.loads(cli("jobs", "list", "--function", mine["id"], "--json").stdout)
     limited = json.loads(cli("jobs", "list", "--limit", "2", "--json").stdout)
 
-    assert [job["args"] for job in listed] == [[0], [1], [2]]
+    assert [job["args"] for job in listed] == [[2], [1], [0]]  # newest first
     assert {job["function_id"] for job in listed} == {mine["id"]}
     assert len(limited) == 2
 
@@ -86,13 +86,14 @@ def test_jobs_list_shows_why_jobs_failed(cli, api_server: ApiServer, user: TestU
 
     assert result.exit_code == 0, result.output
     header, *rows = result.stdout.splitlines()
+    rows.reverse()  # listed newest first
     assert header.split()[-1] == "REASON"
     assert rows[0].endswith(" -")
     assert rows[1].endswith(" ValueError: bad tile 17")
     assert rows[2].endswith(" exceeded its 2 s timeout")
     assert rows[3].endswith("k…") and len(rows[3].split("KeyError: ")[1]) == 100 - 10
     listed = json.loads(cli("jobs", "list", "--function", function["id"], "--json").stdout)
-    assert [job["error"] for job in listed] == [error for _, error in outcomes]
+    assert [job["error"] for job in reversed(listed)] == [error for _, error in outcomes]
 
 
 def test_a_rejected_token_is_a_clear_error(cli, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -100,5 +101,5 @@ def test_a_rejected_token_is_a_clear_error(cli, monkeypatch: pytest.MonkeyPatch)
 
     result = cli("functions", "list")
 
-    assert result.exit_code == 1
+    assert result.exit_code == 4  # ExitCode.NOT_AUTHORIZED
     assert "401" in result.stderr

@@ -92,6 +92,7 @@ def test_get_refresh_and_job_statistics(sdk_user):
         "success": 0,
         "failure": 0,
         "timeout": 0,
+        "canceled": 0,
     }
     fn(1)
     with_stats.refresh()

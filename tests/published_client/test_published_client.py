@@ -329,6 +329,22 @@ def test_jobs_are_read_searched_and_refreshed(
     assert out["newest_first"] == [job["id"] for job in newest_first][:2]
 
 
+def test_a_canceled_job_reads_as_a_failure(
+    run_scenario: Callable, api_server: ApiServer, user: User
+) -> None:
+    function = built_function(api_server, user.api, name="canceled", image=IMAGE)
+    (job,) = submit(user.api, function["id"], [[1]])
+    assert user.api.post(f"/jobs/{job['id']}/cancel").status_code == 200
+
+    out = run_scenario("jobs", "read", user.token, job_id=job["id"], function_id=function["id"])
+
+    # The client cannot parse `canceled`: it reads the failure it is shown, and its
+    # wait returns at once, as for any failed job.
+    assert out.result["job"]["status"] == "failure"
+    assert out.result["waited"] == f"Job {job['id']} starting status failure\n"
+    assert get_json(user.api, f"/jobs/{job['id']}")["error"] == "canceled"
+
+
 def test_rerun_resubmits_only_failed_and_timed_out_jobs(
     run_scenario: Callable, api_server: ApiServer, user: User
 ) -> None:

@@ -75,6 +75,7 @@ def test_the_slot_passes_to_the_next_job(api_server: ApiServer, api: ApiClient) 
             "success": 1,
             "failure": 0,
             "timeout": 0,
+            "canceled": 0,
         }
         # The cap of one holds: the third waits for the second's slot.
         assert claim_job(db.session, third, "there:1", LEASE_SECONDS) is ClaimRefusal.AT_CAPACITY
@@ -118,6 +119,7 @@ def test_a_job_gone_or_of_another_function_is_claimed_on_its_own(
             "success": 2,
             "failure": 0,
             "timeout": 0,
+            "canceled": 0,
         }
 
 

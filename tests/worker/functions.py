@@ -361,3 +361,30 @@ def fill_disk(megabytes, marker):
         with open(os.path.join(directory, f"{marker}-{index}"), "wb") as handle:
             handle.write(chunk)
     return "written"
+
+
+def ticks(count, seconds):
+    """Print a line with the time it was printed, `count` times, `seconds` apart."""
+    for index in range(count):
+        print(f"tick {index} {time.time()}", flush=True)
+        time.sleep(seconds)
+    return count
+
+
+def prints_then_sleeps(marker_dir, seconds):
+    """Record its pid, say it started, then sleep: a job to cancel while it runs."""
+    with open(os.path.join(marker_dir, f"{os.getpid()}.pid"), "w") as handle:
+        handle.write(str(os.getpid()))
+    print("started", flush=True)
+    time.sleep(seconds)
+    return "woke"
+
+
+def ticks_recording_pid(marker_dir, count, seconds):
+    """Record its pid, then print `count` lines, `seconds` apart."""
+    with open(os.path.join(marker_dir, f"{os.getpid()}.pid"), "w") as handle:
+        handle.write(str(os.getpid()))
+    for index in range(count):
+        print(f"tick {index} {time.time()}", flush=True)
+        time.sleep(seconds)
+    return count

@@ -67,4 +67,4 @@ def test_an_attempt_that_ended_is_not_reported_lost(
             assert finish_job(db.session, claim, JobStatus.SUCCESS, 0.1, None, False)
         time.sleep(LEASE_SECONDS)
         assert not beat.lost.is_set()
-    assert "lost its lease" not in caplog.text
+    assert "no longer owns its job" not in caplog.text

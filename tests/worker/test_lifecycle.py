@@ -22,7 +22,14 @@ def test_status_goes_running_then_success_with_counts_and_runtimes(exec_user: Ap
     fn.wait_for_completion(timeout=120, interval=0.1)
     assert fn.status == FunctionStatus.SUCCESS
     stats = _statistics(fn)
-    assert stats == {"pending": 0, "running": 0, "success": 3, "failure": 0, "timeout": 0}
+    assert stats == {
+        "pending": 0,
+        "running": 0,
+        "success": 3,
+        "failure": 0,
+        "timeout": 0,
+        "canceled": 0,
+    }
     for job in jobs:
         job.refresh()
         assert job.status == JobStatus.SUCCESS

@@ -150,7 +150,7 @@ def test_an_attempt_that_lost_its_lease_is_stopped_and_cannot_record(
         db.session.commit()
 
     wait_until(lambda: not psutil.pid_exists(pid), timeout=JOB_LEASE_SECONDS * 2)
-    assert "lost its lease to another attempt" in execution_stack.worker_output()
+    assert "no longer owns its job" in execution_stack.worker_output()
     row = _row(execution_stack, job.id)
     assert (row["status"], row["lease_owner"]) == ("running", usurper)
     assert exec_user.delete(f"/jobs/{job.id}").status_code == 204

@@ -110,6 +110,15 @@ class InterpreterRegistry:
         minors = {*self.interpreters(), *self._copyable}
         return [image_name(minor) for minor in sorted(minors)]
 
+    def releases(self) -> dict[str, str]:
+        """The Python release serving each image this worker serves: for one its job
+        users cannot run yet, the release of the installation it will copy for them."""
+        found = self.interpreters()
+        with self._lock:
+            releases = {minor: str(facts["version"]) for minor, facts in self._copyable.items()}
+        releases.update((minor, interpreter.version) for minor, interpreter in found.items())
+        return {image_name(minor): releases[minor] for minor in sorted(releases)}
+
     def resolve(self, image: str) -> Interpreter:
         """The interpreter for `image`; `ImageError` lists the available images otherwise."""
         available = ", ".join(self.images()) or "none"

@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 from .bootstrap import EXCEPTION_EXIT_CODE
 from .confinement import Confinement
@@ -59,6 +59,16 @@ DEFAULT_MAX_RESULT_BYTES = 64 * 1024 * 1024
 DRAIN_BYTES = 1024 * 1024
 
 
+class AttemptWatch(Protocol):
+    """What the caller looks at while its job runs, a few times a second: the job's
+    live log and whether its owner canceled it (`worker/attempt_watch.py`)."""
+
+    @property
+    def canceled(self) -> bool: ...
+
+    def tick(self) -> None: ...
+
+
 class Ending(enum.Enum):
     EXITED = "exited"
     TIMED_OUT = "timed_out"
@@ -67,6 +77,8 @@ class Ending(enum.Enum):
     # attempt was stopped so that at most one attempt of a job is ever alive.
     ABANDONED = "abandoned"
     DISK_EXCEEDED = "disk_exceeded"
+    # Its owner canceled the job: the attempt was stopped at once.
+    CANCELED = "canceled"
 
 
 @dataclass
@@ -144,6 +156,7 @@ def run_process(
     identities: JobIdentities | None = None,
     max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES,
     scratch_root: Path | None = None,
+    watch: AttemptWatch | None = None,
 ) -> ProcessOutcome:
     """Run `main(*args, **kwargs)` of the bundle under `limits`, logging its output.
 
@@ -154,6 +167,8 @@ def run_process(
             Importing the bundle counts against the job's timeout and memory.
         abandon: set by the caller when the attempt must stop at once (its claim on
             the job is gone); the process tree is ended and the outcome is `ABANDONED`.
+        watch: looked at while the job runs: `tick` a few times a second, and when it
+            sets `canceled` the process tree is ended and the outcome is `CANCELED`.
         identities: the job uids to lease one from (`resolve_job_identities()` if None).
         max_result_bytes: the largest encoded value kept; a larger one is refused
             without being read (`refused_result`).
@@ -230,7 +245,9 @@ def run_process(
             stack.push(_discard_on_error(executors, launched.executor))
         confinement.attach(process)
         launched.release()
-        ending = _watch(process, confinement, limits, disk, started, abandon or threading.Event())
+        ending = _watch(
+            process, confinement, limits, disk, started, abandon or threading.Event(), watch
+        )
         peak = confinement.peak_memory_mb()
         launched.pumps.finish()
         runtime = time.monotonic() - started
@@ -375,6 +392,7 @@ def _watch(
     disk: DiskWatch,
     started: float,
     abandon: threading.Event,
+    watch: AttemptWatch | None = None,
 ) -> Ending:
     # Waiting on the process (not sleeping) returns the moment it exits.
     while popen.wait_for(POLL_SECONDS) is None:
@@ -382,6 +400,12 @@ def _watch(
             confinement.end(grace=0)
             popen.wait()
             return Ending.ABANDONED
+        if watch is not None:
+            watch.tick()
+            if watch.canceled:
+                confinement.end(grace=0)
+                popen.wait()
+                return Ending.CANCELED
         if confinement.out_of_memory():
             confinement.end(grace=0)
             popen.wait()

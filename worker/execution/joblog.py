@@ -46,7 +46,14 @@ class JobLog:
         self._output_bytes = 0
         self._dropped_lines = 0
         self._cut_at: int | None = None  # where in `_chunks` the output stopped being kept
+        self._changes = 0
         self._lock = threading.Lock()
+
+    @property
+    def changes(self) -> int:
+        """How many lines have been added or dropped so far: a reader of the log as it
+        grows compares it with what it saw last."""
+        return self._changes
 
     @property
     def full(self) -> bool:
@@ -58,6 +65,7 @@ class JobLog:
         line = _entry(text, moment)
         with self._lock:
             self._chunks.append(line)
+            self._changes += 1
 
     def add_output(
         self, text: str, moment: dt.datetime | None = None, truncated: bool = False
@@ -71,6 +79,7 @@ class JobLog:
             text = self._redact(text)
         line = _entry(text, moment, truncated)
         with self._lock:
+            self._changes += 1
             if self._cut_at is None and self._output_bytes + len(line) <= self.max_bytes:
                 self._chunks.append(line)
                 self._output_bytes += len(line)
@@ -83,6 +92,7 @@ class JobLog:
         """Count `lines` of output that were read past the cap and not kept."""
         with self._lock:
             self._dropped_lines += lines
+            self._changes += 1
 
     def to_bytes(self) -> bytes:
         with self._lock:

@@ -2,7 +2,8 @@
 
 A job is `pending` when submitted, rerun, released for another attempt or recovered
 from a lost worker; `running` while an attempt holds its lease; and ends `success`,
-`failure` or `timeout`. A function moves `awaiting_bundle` -> `building` -> `built` or
+`failure`, `timeout` or `canceled` (at once when pending; by its worker when running).
+A function moves `awaiting_bundle` -> `building` -> `built` or
 `build_failed`. Each function row also keeps one count per job status and the status
 the wire shows, derived from its build state and those counts.
 
@@ -31,9 +32,13 @@ from .bulk import (
     insert_jobs,
     reset_for_rerun,
 )
+from .cancels import CANCELED_REASON, Canceled, cancel_jobs
 from .counts import set_build_state
 
 __all__ = [
+    "CANCELED_REASON",
+    "Canceled",
+    "cancel_jobs",
     "Claim",
     "ClaimRefusal",
     "LostAttempt",

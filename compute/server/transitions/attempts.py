@@ -21,6 +21,7 @@ from compute.statuses import JobStatus
 
 from ..extensions import DbSession, matched_rows
 from ..models import BuildState, utcnow
+from .cancels import CANCELED_REASON, cancel_requested
 from .counts import FUNCTIONS, JOBS, record_job_changes, status_update_values
 
 
@@ -306,7 +307,10 @@ def finish_and_claim(
 
 
 def release_for_retry(session: DbSession, claim: Claim, error: str) -> bool:
-    """Put a failed attempt's job back to pending for another attempt."""
+    """Put a failed attempt's job back to pending for another attempt, or end it
+    `canceled` if its owner canceled it meanwhile."""
+    if cancel_requested(session, claim.job_id):
+        return finish_job(session, claim, JobStatus.CANCELED, 0.0, CANCELED_REASON, False)
     return _end_attempt(session, claim, JobStatus.PENDING, error=error, enqueued_at=utcnow())
 
 
@@ -341,9 +345,12 @@ def recover_lost_attempt(
     """
     now = utcnow()
     lost_count = lost.lost_count + 1
-    if lost_count > lost_worker_retries:
+    if cancel_requested(session, lost.job_id):
+        status = JobStatus.CANCELED
+        values: dict[str, object] = {"error": CANCELED_REASON, "end_date": now}
+    elif lost_count > lost_worker_retries:
         status = JobStatus.FAILURE
-        values: dict[str, object] = {
+        values = {
             "error": f"{reason}; its worker was lost {lost_count} times, the most allowed "
             f"is {lost_worker_retries}",
             "end_date": now,

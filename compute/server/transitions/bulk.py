@@ -103,7 +103,8 @@ def insert_jobs(
 
 
 def reset_for_rerun(session: DbSession, function_id: str) -> list[str]:
-    """Move the function's failed and timed-out jobs back to pending; return their ids."""
+    """Move the function's failed, timed-out and canceled jobs back to pending; return
+    their ids."""
     rerun_ids: list[str] = []
     deltas: dict[str, int] = {}
     for status in sorted(JobStatus.unsuccessful()):
@@ -121,6 +122,7 @@ def reset_for_rerun(session: DbSession, function_id: str) -> list[str]:
                     # A rerun starts fresh retry and lost-worker budgets.
                     attempt=0,
                     lost_count=0,
+                    cancel_requested_at=None,
                     enqueued_at=utcnow(),
                 )
                 .returning(Job.id)
