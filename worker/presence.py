@@ -79,6 +79,12 @@ class Presence:
     _stopped: threading.Event = field(default_factory=threading.Event)
 
     def start(self) -> threading.Thread:
+        # Found before the node says it is ready, not in the thread: finding them runs
+        # each interpreter once, and a worker's process tree should be settled by then.
+        try:
+            self.images = offered_images(self.settings)
+        except Exception:  # noqa: BLE001 - a node that cannot list its images still runs jobs
+            logger.exception("could not list the images this worker offers")
         thread = threading.Thread(target=self._run, name="compute-presence", daemon=True)
         thread.start()
         return thread
@@ -115,10 +121,6 @@ class Presence:
         pipeline.execute()
 
     def _run(self) -> None:
-        try:
-            self.images = offered_images(self.settings)
-        except Exception:  # noqa: BLE001 - a node that cannot list its images still runs jobs
-            logger.exception("could not list the images this worker offers")
         while not self._stopped.is_set():
             try:
                 self.renew()

@@ -127,6 +127,21 @@ def publish_jobs_marked(
             publish_jobs(app, function_id, job_ids[start : start + PUBLISH_CHUNK], name)
 
 
+def function_deleted(function_id: str) -> None:
+    """After committing a function's deletion: workers stop consuming its queue (which
+    monitors such as Flower would list on), and the messages left on it go."""
+    app = _publisher()
+    if app is None:
+        return
+    queue = function_queue(function_id)
+    try:
+        app.control.cancel_consumer(queue, reply=False)
+        broker_client(app.conf.broker_url).delete(queue)
+    except (redis.RedisError, OSError) as error:
+        # Left as it was: a message of a deleted job finds no job, and is dropped.
+        logger.warning("could not retire the queue of deleted function %s: %s", function_id, error)
+
+
 def consume_function_queue(app: Celery, function_id: str) -> None:
     """Tell every running worker to start consuming the function's queue."""
     app.control.add_consumer(function_queue(function_id), reply=False)

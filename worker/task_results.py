@@ -39,6 +39,8 @@ def task_result(job_id: str, attempt: AttemptResult) -> str:
     if attempt is not AttemptResult.DONE:
         return str(attempt.value)
     row = db.session.execute(sa.select(Job.status, Job.error).where(Job.id == job_id)).first()
+    # No transaction is left open between tasks (PostgreSQL would hold it idle).
+    db.session.rollback()
     if row is None:
         return "deleted"
     status, error = row

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import gzip
 
+import sqlalchemy as sa
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from compute.server import transitions
 from compute.server.blobstore import build_log_key, bundle_key, function_jobs_prefix
 from compute.server.extensions import db
-from compute.server.models import BuildState, Function
+from compute.server.models import BuildState, Function, Job
 from compute.server.transitions import set_build_state
+from compute.statuses import JobStatus
 from worker import publishing
+from worker.stop_requests import ask_to_stop
 
 from ..auth import authenticate_request, current_identity
 from ..errors import BadRequest, Conflict
@@ -76,8 +79,16 @@ def delete_function(function_id: str) -> Response:
 def remove_function(function_id: str) -> None:
     """Delete one of the caller's functions with its jobs and blobs (404 if not theirs)."""
     function = get_owned(Function, function_id, for_update=True)
+    running = list(
+        db.session.scalars(
+            sa.select(Job.id).where(Job.function_id == function.id, Job.status == JobStatus.RUNNING)
+        )
+    )
     transitions.delete_function(db.session, function)
     db.session.commit()
+    publishing.function_deleted(function_id)
+    # Stopped at once, rather than when their workers next renew their leases.
+    ask_to_stop(running)
     # Blobs go after the rows: a crash in between leaves unreachable blobs, never rows
     # pointing at missing blobs.
     store = current_app.extensions["blobstore"]

@@ -9,7 +9,7 @@ from compute.statuses import FunctionStatus
 
 from .client import record_of, service_errors
 from .human import counts, megabytes, moment, whole_seconds
-from .options import json_option, limit_option, newest_first
+from .options import json_option, limit_option, listing
 from .output import Derived, emit, emit_one
 
 FUNCTION_COLUMNS = ("id", "name", "status", "image", "cpus", "memory", "creation_date")
@@ -44,11 +44,7 @@ def functions() -> None:
 @json_option
 def list_functions(status: tuple[str, ...], limit: int | None, as_json: bool) -> None:
     """List your functions, newest first."""
-    search = newest_first(Function.search(), Function)
-    if status:
-        search = search.filter(Function.status.in_(status))
-    if limit is not None:
-        search = search.limit(limit)
+    search = listing(Function.search(), Function, status, limit)
     with service_errors("functions"):
         records = [record_of(function) for function in search]
     emit(records, FUNCTION_COLUMNS, as_json, FUNCTION_UNITS)

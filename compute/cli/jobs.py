@@ -17,7 +17,7 @@ from compute.statuses import JobStatus
 from .client import record_of, service_errors
 from .exit_codes import CommandError, NotFound
 from .human import moment, seconds
-from .options import json_option, limit_option, newest_first
+from .options import json_option, limit_option, listing
 from .output import Derived, emit, emit_one
 
 # Last: a long reason then runs past the table's right edge without pushing columns apart.
@@ -71,11 +71,7 @@ def list_jobs(
     """List your jobs, newest first."""
     # A function that does not exist has no jobs, but naming one is a mistake to report.
     search = Job.search() if function_id is None else _function(function_id).jobs
-    search = newest_first(search, Job)
-    if status:
-        search = search.filter(Job.status.in_(status))
-    if limit is not None:
-        search = search.limit(limit)
+    search = listing(search, Job, status, limit)
     with service_errors("jobs"):
         records = [record_of(job) for job in search]
     emit(records, JOB_COLUMNS, as_json, JOB_UNITS)

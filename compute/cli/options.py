@@ -25,3 +25,19 @@ def newest_first(search: Search[D], document: type[Function] | type[Job]) -> Sea
     """`search` ordered newest first; `id` breaks ties of one creation time (a bulk
     submission's jobs share it), in submission order reversed."""
     return search.sort(-document.creation_date, -document.id)
+
+
+def listing(
+    search: Search[D],
+    document: type[Function] | type[Job],
+    statuses: tuple[str, ...],
+    limit: int | None,
+) -> Search[D]:
+    """What a `list` command shows: `search` newest first, in one of `statuses` if any
+    are given, the newest `limit` only if given."""
+    search = newest_first(search, document)
+    if statuses:
+        search = search.filter(document.status.in_(statuses))
+    if limit is not None:
+        search = search.limit(limit)
+    return search

@@ -24,17 +24,9 @@ import pytest
 import compute
 from compute import Function, FunctionStatus
 from tests.capabilities import ROOT, missing_capability
-from tests.conftest import ApiClient, running_api
-from tests.redis_databases import claimed_redis_url
+from tests.conftest import ApiClient
 from tests.worker import functions
-from tests.worker.conftest import (
-    ExecutionStack,
-    job_reachable_directory,
-    start_worker,
-    stop_tree,
-    wait_ready,
-    worker_environment,
-)
+from tests.worker.conftest import ExecutionStack, running_stack
 from tests.worker.support import job_json, wait_until
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -81,18 +73,8 @@ def browser() -> Iterator[Any]:
 @pytest.fixture(scope="module")
 def stack() -> Iterator[ExecutionStack]:
     """The API on PostgreSQL with Redis and a worker, as a deployment runs them."""
-    with (
-        job_reachable_directory("compute-admin-") as scratch,
-        claimed_redis_url() as redis_url,
-        running_api("postgresql", scratch / "data", {"REDIS_URL": redis_url}) as server,
-    ):
-        log_path = server.data_dir / "worker.log"
-        worker = start_worker(worker_environment(server, redis_url), log_path)
-        try:
-            wait_ready(log_path, worker)
-            yield ExecutionStack(server, worker, log_path)
-        finally:
-            stop_tree(worker)
+    with running_stack("postgresql", "compute-admin-") as running:
+        yield running
 
 
 @pytest.fixture

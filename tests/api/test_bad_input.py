@@ -70,6 +70,7 @@ FN = "/functions"
 ONE = "/functions/{function}"
 JOB = "/jobs/{job}"
 UNKNOWN = "0123456789abcdef0123456789abcdef"
+FORGED: dict[str, str | None] = {"Authorization": "Bearer forged.token.value"}
 NO_UPLOAD = "No bundle upload at this URL"
 LONG_NAME = "x" * 201
 TARGET_REFERENCE = "target-map"
@@ -322,6 +323,11 @@ CASES = [
     unknown("delete unknown job", "DELETE", f"/jobs/{UNKNOWN}"),
     unknown("result of unknown job", "GET", f"/jobs/{UNKNOWN}/result"),
     unknown("log of unknown job", "GET", f"/jobs/{UNKNOWN}/log"),
+    unknown("revoke of unknown token", "DELETE", f"/tokens/{UNKNOWN}"),
+    *(
+        Case(f"{path} with a forged token", "GET", path, 401, headers=FORGED, detail="not valid")
+        for path in ("/whoami", "/tokens", "/workers", "/images")
+    ),
     unknown("cancel of unknown job", "POST", f"/jobs/{UNKNOWN}/cancel"),
     unknown("cancel of unknown function's jobs", "POST", f"/functions/{UNKNOWN}/cancel"),
     post_json("cancel job_ids not a list", ONE + "/cancel", {"job_ids": "all"}, 422, "job_ids"),

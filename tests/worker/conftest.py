@@ -159,22 +159,28 @@ def tmp_path() -> Iterator[Path]:
         yield directory
 
 
-@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
-def execution_stack(request: pytest.FixtureRequest) -> Iterator[ExecutionStack]:
-    database = request.param
+@contextlib.contextmanager
+def running_stack(database: str, prefix: str) -> Iterator[ExecutionStack]:
+    """The API on `database` and a worker, on a Redis database of their own, in a
+    directory named from `prefix` that the jobs can reach."""
     with (
-        job_reachable_directory(f"compute-exec-{database}-") as scratch,
+        job_reachable_directory(prefix) as scratch,
         claimed_redis_url() as redis_url,
         running_api(database, scratch / "data", {"REDIS_URL": redis_url}) as server,
     ):
-        data_dir = server.data_dir
-        log_path = data_dir / "worker.log"
+        log_path = server.data_dir / "worker.log"
         worker = start_worker(worker_environment(server, redis_url), log_path)
         try:
             wait_ready(log_path, worker)
             yield ExecutionStack(server, worker, log_path)
         finally:
             stop_tree(worker)
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def execution_stack(request: pytest.FixtureRequest) -> Iterator[ExecutionStack]:
+    with running_stack(request.param, f"compute-exec-{request.param}-") as stack:
+        yield stack
 
 
 @pytest.fixture

@@ -11,7 +11,10 @@ import os
 import time
 from pathlib import Path
 
+from celery import Celery
+
 from compute import Function, Job, JobStatus
+from compute.server.dispatch import CONTROL_EXCHANGE, function_queue
 from tests.conftest import ApiClient
 from tests.worker import functions
 from tests.worker.conftest import ExecutionStack
@@ -147,3 +150,29 @@ def test_a_deleted_running_job_is_stopped_and_leaves_no_blobs(
     wait_until(lambda: not blobs.exists(), timeout=10)
     time.sleep(1)
     assert not blobs.exists()
+
+
+def _consumed_queues(execution_stack: ExecutionStack) -> set[str]:
+    client = Celery("queue-inspector", broker=execution_stack.server.app.config["REDIS_URL"])
+    client.conf.control_exchange = CONTROL_EXCHANGE
+    try:
+        answers = client.control.inspect(timeout=3).active_queues() or {}
+    finally:
+        client.close()
+    assert answers, "no worker answered"
+    return {queue["name"] for queues in answers.values() for queue in queues}
+
+
+def test_deleting_a_function_stops_its_jobs_and_retires_its_queue(
+    exec_user: ApiClient, execution_stack: ExecutionStack, tmp_path: Path
+) -> None:
+    fn = Function(functions.prints_then_sleeps, name="retired", timeout=300)
+    fn.save()
+    job = fn(str(tmp_path), 120)
+    wait_until(lambda: "started" in job_log(exec_user, job.id))
+    [pid] = _pids(tmp_path)
+    queue = function_queue(fn.id)
+    assert queue in _consumed_queues(execution_stack)
+    fn.delete()
+    wait_until(lambda: not _alive(pid), timeout=10)
+    wait_until(lambda: queue not in _consumed_queues(execution_stack), timeout=10)

@@ -24,9 +24,6 @@ from compute import ConfigurationError, Function, FunctionStatus
 from compute._progress import ENV_PROGRESS, progress_wanted
 from tests.worker import functions
 
-# The real worker and API of tests/worker, shared with them by importing the fixtures.
-from tests.worker.conftest import exec_user, execution_stack  # noqa: F401
-
 INPUTS = [1, 17, 3]  # tile(17) fails
 TERMINAL_COLUMNS = 200  # wide enough that the bar's counts are never cut off
 WAIT_SECONDS = 120
