@@ -9,19 +9,20 @@ them. The worker nodes' event metrics (job durations, OOMs, timeouts, retries, b
 lost workers) are merged in from their files when the nodes share this API's data
 directory (`compute.server.metric_files`).
 
-Functions are labelled by id only: their names are their owners', and `/metrics` needs
-no token.
+Functions are labelled by id only: their names are their owners'. `/metrics` needs no
+token unless the operator sets one (`COMPUTE_METRICS_TOKEN`) for the scraper to send.
 """
 
 from __future__ import annotations
 
+import hmac
 import logging
 from collections.abc import Iterator
 from typing import Any
 
 import redis
 import sqlalchemy as sa
-from flask import Blueprint, Response
+from flask import Blueprint, Response, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
@@ -36,6 +37,7 @@ from compute.server.settings import current_settings
 from compute.statuses import JobStatus
 
 from .broker import api_broker
+from .errors import Unauthorized
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +49,11 @@ _COUNTS = sa.select(Function.id, *(getattr(Function, f"{status}_count") for stat
 
 @blueprint.get("/metrics")
 def metrics() -> Response:
+    expected = current_settings().metrics_token
+    if expected and not hmac.compare_digest(
+        request.headers.get("Authorization", "").encode(), f"Bearer {expected}".encode()
+    ):
+        raise Unauthorized("/metrics needs the scrape token (COMPUTE_METRICS_TOKEN).")
     registry = CollectorRegistry()
     registry.register(ServiceState(api_broker()))
     registry.register(MetricFiles.of_every_node(current_settings().metrics_dir))

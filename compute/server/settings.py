@@ -224,6 +224,9 @@ class Settings:
     # A worker on a machine of its own serves its metrics at this port (0: it does not;
     # an API sharing its data directory serves them instead).
     worker_metrics_port: int = 0
+    # When set, `/metrics` answers only a scraper sending it as a bearer token: function
+    # ids and job counts of every user are not for anyone who can reach the API.
+    metrics_token: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> Settings:

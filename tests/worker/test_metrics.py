@@ -3,6 +3,9 @@ real jobs, queue depths, live workers and the workers' event metrics."""
 
 from __future__ import annotations
 
+import dataclasses
+
+import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
@@ -11,7 +14,7 @@ from compute import Function, JobStatus
 from tests.api.helpers import built_function, set_job_status, submit
 from tests.conftest import ApiClient, ApiServer
 from tests.worker import functions
-from tests.worker.conftest import ExecutionStack, exec_user, execution_stack  # noqa: F401
+from tests.worker.conftest import ExecutionStack
 
 
 def scrape(root_url: str) -> list[Sample]:
@@ -28,6 +31,22 @@ def scrape(root_url: str) -> list[Sample]:
 def value(samples: list[Sample], name: str, **labels: str) -> float:
     """The value of the sample `name` with (at least) `labels`; 0 when there is none."""
     return sum(s.value for s in samples if s.name == name and labels.items() <= s.labels.items())
+
+
+def test_a_scrape_token_when_set_is_required(
+    api_server: ApiServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = api_server.app.extensions["settings"]
+    token = "scrape-me"
+    monkeypatch.setitem(
+        api_server.app.extensions, "settings", dataclasses.replace(settings, metrics_token=token)
+    )
+    url = api_server.root_url + "/metrics"
+    for sent in ({}, {"Authorization": "Bearer nope"}, {"Authorization": token}):
+        answer = requests.get(url, headers=sent, timeout=30)
+        assert answer.status_code == 401 and "COMPUTE_METRICS_TOKEN" in answer.json()["detail"]
+    answer = requests.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    assert answer.status_code == 200 and "compute_metrics_source_up" in answer.text
 
 
 def test_jobs_by_function_and_status_come_from_the_functions_counts(
