@@ -9,6 +9,9 @@ resolved on its own, first match wins:
    older client;
 4. the JSON file at ``$COMPUTE_CONFIG``, else ``~/.config/compute/config.json``,
    with the keys ``url`` and ``token`` (written by ``compute login``).
+
+``COMPUTE_PROGRESS`` (``1`` or ``0``) turns progress bars on or off where a call does
+not say (see ``_progress``).
 """
 
 from __future__ import annotations
@@ -27,6 +30,27 @@ ENV_CONFIG = "COMPUTE_CONFIG"
 LEGACY_ENV_URL = "DESCARTESLABS_COMPUTE_URL"
 LEGACY_ENV_TOKEN = "DESCARTESLABS_TOKEN"
 DEFAULT_CONFIG_PATH = Path("~/.config/compute/config.json")
+ENV_PROGRESS = "COMPUTE_PROGRESS"
+SETTING_ON = frozenset({"1", "true", "yes", "on"})
+SETTING_OFF = frozenset({"0", "false", "no", "off"})
+
+
+def progress_setting() -> bool | None:
+    """``COMPUTE_PROGRESS`` as on (True) or off (False); None when it is not set.
+
+    Raises:
+        ConfigurationError: It is set to a value that is neither on nor off.
+    """
+    setting = os.environ.get(ENV_PROGRESS, "").strip().lower()
+    if setting in SETTING_ON:
+        return True
+    if setting in SETTING_OFF:
+        return False
+    if setting:
+        raise ConfigurationError(
+            f"{ENV_PROGRESS}={setting!r}: use 1 to show progress bars or 0 to hide them"
+        )
+    return None
 
 
 @dataclass(frozen=True)

@@ -17,19 +17,15 @@ A bar that is off writes nothing at all.
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Mapping
 from types import TracebackType
 
 from tqdm.auto import tqdm
 
-from ._exceptions import ConfigurationError
+from ._config import progress_setting
 from .statuses import JobStatus
 
-ENV_PROGRESS = "COMPUTE_PROGRESS"
-SETTING_ON = frozenset({"1", "true", "yes", "on"})
-SETTING_OFF = frozenset({"0", "false", "no", "off"})
 UNIT = "job"
 
 
@@ -41,15 +37,9 @@ def progress_wanted(requested: bool | None) -> bool:
     """
     if requested is not None:
         return requested
-    setting = os.environ.get(ENV_PROGRESS, "").strip().lower()
-    if setting in SETTING_ON:
-        return True
-    if setting in SETTING_OFF:
-        return False
-    if setting:
-        raise ConfigurationError(
-            f"{ENV_PROGRESS}={setting!r}: use 1 to show progress bars or 0 to hide them"
-        )
+    setting = progress_setting()
+    if setting is not None:
+        return setting
     return _stderr_is_terminal() or _in_jupyter_kernel()
 
 

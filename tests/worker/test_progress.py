@@ -21,7 +21,8 @@ from collections.abc import Iterator
 import pytest
 
 from compute import ConfigurationError, Function, FunctionStatus
-from compute._progress import ENV_PROGRESS, progress_wanted
+from compute._config import ENV_PROGRESS
+from compute._progress import progress_wanted
 from tests.worker import functions
 
 INPUTS = [1, 17, 3]  # tile(17) fails
