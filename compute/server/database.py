@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
+from collections.abc import Iterator
 from typing import Any, cast
 
 import sqlalchemy as sa
@@ -44,12 +47,50 @@ def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
     cursor.close()
 
 
+# The PostgreSQL advisory lock `compute db upgrade` holds while it migrates ("comp").
+MIGRATION_LOCK_KEY = 0x636F6D70
+
+
 def upgrade_database(app: Flask) -> None:
-    """Bring the schema up to the latest migration."""
+    """Bring the schema up to the latest migration.
+
+    Safe to run from several machines at once: each waits for the one migrating, then
+    finds the schema current and applies nothing.
+    """
     from flask_migrate import upgrade
 
-    with app.app_context():
+    with app.app_context(), migration_lock(app.extensions["sqlalchemy"].engine):
         upgrade()
+
+
+@contextlib.contextmanager
+def migration_lock(engine: sa.Engine) -> Iterator[None]:
+    """Hold the database's migration lock: an advisory lock on PostgreSQL, a lock on a
+    file beside the database on SQLite (whose writers all share its machine)."""
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as connection:
+            connection.execute(
+                sa.text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
+            )
+            connection.commit()
+            try:
+                yield
+            finally:
+                connection.execute(
+                    sa.text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY}
+                )
+                connection.commit()
+        return
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        yield
+        return
+    with open(f"{database}.migrating", "a") as lock_file:
+        fcntl.flock(lock_file, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock_file, fcntl.LOCK_UN)
 
 
 def schema_is_current(app: Flask) -> bool:
@@ -69,3 +110,28 @@ def schema_is_current(app: Flask) -> bool:
         with app.extensions["sqlalchemy"].engine.connect() as connection:
             current = set(MigrationContext.configure(connection).get_current_heads())
     return current == set(script.get_heads())
+
+
+class SchemaBehind(RuntimeError):
+    """The database holds an older schema than this release needs."""
+
+
+def require_current_schema(app: Flask) -> None:
+    """Refuse to serve a database whose schema is behind this release.
+
+    A database that cannot be read yet (still starting, say) is not refused: the service
+    starts, and its health check says the database is down until it answers.
+
+    Raises:
+        SchemaBehind: saying which command brings the schema up to date.
+    """
+    try:
+        current = schema_is_current(app)
+    except sa.exc.SQLAlchemyError as error:
+        logging.getLogger(__name__).warning("could not read the database's schema: %s", error)
+        return
+    if not current:
+        raise SchemaBehind(
+            "the database schema is behind this release: run `compute db upgrade` with the "
+            "service's environment (DATABASE_URL, COMPUTE_DATA_DIR), then start it again"
+        )
