@@ -15,6 +15,8 @@ Each command group lives in its own module and is registered on :func:`main` her
     compute jobs rerun --function F resubmit a function's failed jobs
     compute jobs cancel JOB...      cancel jobs
     compute up                      run API, worker and broker together
+    compute serve                   run the API alone (a deployment's web machine)
+    compute worker                  run one worker node (a deployment's worker machine)
     compute token create|list|revoke  issue, list and revoke tokens
     compute admin-link              a one-time URL signing a user in to the admin pages
     compute db upgrade              apply the database migrations
@@ -35,6 +37,7 @@ from .functions import functions
 from .images import images
 from .jobs import jobs
 from .login import login
+from .nodes import serve, worker
 from .token import token
 from .up import up
 from .whoami import whoami
@@ -50,5 +53,5 @@ def main() -> None:
     """Run and use a self-hosted batch compute service."""
 
 
-for command in (up, token, admin_link, db, login, whoami, images, functions, jobs):
+for command in (up, serve, worker, token, admin_link, db, login, whoami, images, functions, jobs):
     main.add_command(command)
