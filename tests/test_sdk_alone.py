@@ -20,7 +20,7 @@ from compute.cli.service import API_PREFIX as CLIENT_API_PREFIX
 from tests.capabilities import missing_capability
 from tests.project_copy import copy_of_the_project
 
-SERVER_MODULES = ("flask", "celery", "sqlalchemy", "redis", "psutil")
+SERVER_MODULES = ("flask", "celery", "sqlalchemy", "redis", "psutil", "boto3")
 INSTALL_TIMEOUT_SECONDS = 300
 COMMAND_TIMEOUT_SECONDS = 60
 # Settings of the developer's shell that would point pip, uv or Python elsewhere.

@@ -3,13 +3,14 @@ delete, list, result and log (or its last bytes, `Range: bytes=-N`)."""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import sqlalchemy as sa
 from flask import Blueprint, Response, current_app, jsonify, request
 from sqlalchemy.exc import IntegrityError
 
-from compute.server.blobstore import job_log_key, job_prefix, job_result_key
+from compute.server.blobstore import CHUNK_SIZE, job_log_key, job_prefix, job_result_key
 from compute.server.extensions import db
 from compute.server.models import BuildState, Function, Job, SubmissionKind
 from compute.server.transitions import NewJob, delete_job, insert_jobs, reset_for_rerun
@@ -184,8 +185,14 @@ def delete_one_job(job_id: str) -> Response:
 @blueprint.get("/jobs/<job_id>/result")
 def get_result(job_id: str) -> Response:
     job = get_owned(Job, job_id)
-    result = current_app.extensions["blobstore"].get(job_result_key(job.function_id, job.id))
-    return Response(result or b"", mimetype="application/octet-stream")
+    result = current_app.extensions["blobstore"].open(job_result_key(job.function_id, job.id))
+    if result is None:
+        return Response(b"", mimetype="application/octet-stream")
+    # Streamed: a result may be tens of megabytes, in a file or a bucket alike.
+    response = Response(iter(partial(result.read, CHUNK_SIZE), b""), direct_passthrough=True)
+    response.mimetype = "application/octet-stream"
+    response.call_on_close(result.close)
+    return response
 
 
 @blueprint.get("/jobs/<job_id>/log")

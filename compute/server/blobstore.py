@@ -2,10 +2,11 @@
 
 The database stores only keys (`bundles/<function>.zip`), never paths, so every API and
 worker machine resolves them against a store they all reach. `file://` stores live in a
-directory (local, or a shared mount such as NFS on a cluster); other schemes can be added
-behind the same interface. Blobs hold every user's bundles and results and jobs run
-as another user than the service, so the store's directories and files are private to
-the service's user.
+directory (local, or a shared mount such as NFS on a cluster); `s3://bucket/prefix` stores
+in a bucket of an S3-compatible store (`s3_blobstore.py`). Blobs hold every user's
+bundles and results and jobs run as another user than the service, so the store's
+directories and files are private to the service's user, and objects in a bucket are as
+private as the bucket.
 """
 
 from __future__ import annotations
@@ -14,9 +15,13 @@ import os
 import shutil
 import tempfile
 import uuid
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO, Protocol
+from typing import TYPE_CHECKING, BinaryIO, Protocol
 from urllib.parse import urlparse
+
+if TYPE_CHECKING:
+    from .s3_blobstore import S3BlobStore
 
 CHUNK_SIZE = 1024 * 1024
 PRIVATE_DIR_MODE = 0o700  # files are private already: mkstemp creates them 0600
@@ -28,12 +33,31 @@ class Readable(Protocol):
     def read(self, size: int, /) -> bytes: ...
 
 
+class BlobReader(Protocol):
+    """A blob opened for reading: read it in chunks (`read()` reads the rest), then close."""
+
+    def read(self, size: int = ..., /) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class BlobSlice:
+    data: bytes
+    # The blob's size when read; 0 when it does not exist.
+    size: int
+
+
 class BlobStore(Protocol):
     def put_stream(self, key: str, stream: Readable, max_bytes: int | None = None) -> int: ...
 
     def put(self, key: str, data: bytes) -> None: ...
 
     def get(self, key: str) -> bytes | None: ...
+
+    def open(self, key: str) -> BlobReader | None: ...
+
+    def read_slice(self, key: str, offset: int = 0, limit: int | None = None) -> BlobSlice: ...
 
     def delete(self, key: str) -> None: ...
 
@@ -119,6 +143,17 @@ class FileBlobStore:
         except FileNotFoundError:
             return None
 
+    def read_slice(self, key: str, offset: int = 0, limit: int | None = None) -> BlobSlice:
+        """Up to `limit` bytes of the blob `key` from `offset` (all of them for None)."""
+        handle = self.open(key)
+        if handle is None:
+            return BlobSlice(b"", 0)
+        with handle:
+            blob_size = os.fstat(handle.fileno()).st_size
+            handle.seek(min(offset, blob_size))
+            data = handle.read(-1 if limit is None else limit)
+        return BlobSlice(data, blob_size)
+
     def delete(self, key: str) -> None:
         self.path(key).unlink(missing_ok=True)
 
@@ -130,9 +165,16 @@ class FileBlobStore:
             target.unlink(missing_ok=True)
 
 
-def open_blob_store(url: str) -> FileBlobStore:
-    """The store named by `url`; only `file://` is built in."""
+def open_blob_store(url: str) -> FileBlobStore | S3BlobStore:
+    """The store named by `url`: `file:///directory` or `s3://bucket/prefix`."""
     parsed = urlparse(url)
+    if parsed.scheme == "s3":
+        if not parsed.netloc:
+            raise ValueError(f"no bucket in the blob store URL {url!r}")
+        # Imported here: boto3 is needed only by a service that uses it.
+        from .s3_blobstore import S3BlobStore
+
+        return S3BlobStore(parsed.netloc, parsed.path)
     if parsed.scheme != "file":
         raise ValueError(f"unsupported blob store URL scheme {parsed.scheme!r} in {url!r}")
     root = Path(parsed.path)

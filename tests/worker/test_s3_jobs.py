@@ -1,0 +1,123 @@
+"""The service on an S3 blob store: bundles, results and logs in a bucket, and a store
+that goes down while a job ends.
+
+The API and a real worker share `COMPUTE_BLOB_URL=s3://bucket/prefix` on a local
+S3-protocol server. With the server down a job's result cannot be stored, so its attempt
+is given back on the service's budget and the job is never `success` without it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+
+import compute
+from compute import Function, JobStatus
+from tests.conftest import ApiClient, running_api
+from tests.redis_databases import claimed_redis_url
+from tests.s3 import S3Server, running_s3_server
+from tests.worker import functions
+from tests.worker.conftest import (
+    ExecutionStack,
+    job_reachable_directory,
+    start_worker,
+    stop_tree,
+    wait_ready,
+    worker_environment,
+)
+from tests.worker.support import job_json, job_log
+
+BLOB_PREFIX = "service/blobs"
+# Attempts the store may fail while it is down: far more than the test needs, so the job
+# is still waiting for its result when the store comes back.
+LOST_WORKER_RETRIES = 1000
+WAIT_SECONDS = 90
+GIVEN_BACK = "the worker failed running attempt"
+
+
+@pytest.fixture
+def s3_stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[ExecutionStack, S3Server]]:
+    with running_s3_server() as s3:
+        # The API serves in this process: boto3 finds the store in its environment, as
+        # the worker does in its own.
+        for name, value in s3.environment().items():
+            monkeypatch.setenv(name, value)
+        blob_url = s3.blob_url(BLOB_PREFIX)
+        with (
+            job_reachable_directory("compute-s3-") as scratch,
+            claimed_redis_url() as redis_url,
+            running_api(
+                "sqlite", scratch / "data", {"REDIS_URL": redis_url, "BLOB_URL": blob_url}
+            ) as server,
+        ):
+            log_path = server.data_dir / "worker.log"
+            environment = {
+                **worker_environment(server, redis_url),
+                "COMPUTE_BLOB_URL": blob_url,
+                "COMPUTE_LOST_WORKER_RETRIES": str(LOST_WORKER_RETRIES),
+            }
+            worker = start_worker(environment, log_path, processes=2)
+            try:
+                wait_ready(log_path, worker)
+                yield ExecutionStack(server, worker, log_path), s3
+            finally:
+                stop_tree(worker)
+
+
+@pytest.fixture
+def s3_user(
+    s3_stack: tuple[ExecutionStack, S3Server], monkeypatch: pytest.MonkeyPatch
+) -> Iterator[ApiClient]:
+    stack, _ = s3_stack
+    api = stack.user_api()
+    monkeypatch.setenv("COMPUTE_URL", stack.server.base_url)
+    monkeypatch.setenv("COMPUTE_TOKEN", api.token or "")
+    monkeypatch.setenv("COMPUTE_CONFIG", str(stack.server.data_dir / "none.json"))
+    compute.configure(url=stack.server.base_url, token=api.token)
+    yield api
+    compute.configure(url=None, token=None)
+
+
+def test_jobs_store_their_results_in_the_bucket_and_wait_out_a_store_that_is_down(
+    s3_stack: tuple[ExecutionStack, S3Server], s3_user: ApiClient
+) -> None:
+    stack, s3 = s3_stack
+    fn = Function(functions.double, name="s3", timeout=60)
+    fn.save()
+    job = fn(21)
+    job.wait_for_completion(timeout=WAIT_SECONDS, interval=0.2)
+    assert job.status == JobStatus.SUCCESS, stack.worker_output()
+    assert job.result() == 42
+    assert s3_user.get(f"/jobs/{job.id}/result").content  # streamed from the bucket
+    assert "[attempt 1]" in job_log(s3_user, job.id)
+    stored = set(s3.object_keys(BLOB_PREFIX + "/"))
+    assert {
+        f"{BLOB_PREFIX}/bundles/{fn.id}.zip",
+        f"{BLOB_PREFIX}/jobs/{fn.id}/{job.id}/result",
+        f"{BLOB_PREFIX}/jobs/{fn.id}/{job.id}/log.ndjson",
+    } <= stored
+    assert not (stack.server.data_dir / "blobs").exists()
+
+    s3.stop()
+    try:
+        waiting = fn(5)
+        # Each attempt runs the job and then cannot store its log and result: it is given
+        # back, pending again, and never recorded `success`.
+        deadline = time.monotonic() + WAIT_SECONDS
+        while True:
+            found = job_json(s3_user, waiting.id)
+            assert found["status"] != JobStatus.SUCCESS
+            if GIVEN_BACK in (found["error"] or ""):
+                break
+            assert time.monotonic() < deadline, stack.worker_output()
+            time.sleep(0.2)
+        assert found["status"] in (JobStatus.PENDING, JobStatus.RUNNING)
+    finally:
+        s3.start()
+
+    waiting.wait_for_completion(timeout=WAIT_SECONDS, interval=0.2)
+    assert waiting.status == JobStatus.SUCCESS, stack.worker_output()
+    assert waiting.result() == 10
+    assert f"{BLOB_PREFIX}/jobs/{fn.id}/{waiting.id}/result" in s3.object_keys(BLOB_PREFIX + "/")
