@@ -21,7 +21,6 @@ from typing import Any
 
 import pytest
 
-import compute
 from compute import Function, FunctionStatus
 from tests.capabilities import ROOT, missing_capability
 from tests.conftest import ApiClient
@@ -80,11 +79,8 @@ def stack() -> Iterator[ExecutionStack]:
 @pytest.fixture
 def owner(stack: ExecutionStack, monkeypatch: pytest.MonkeyPatch) -> Iterator[ApiClient]:
     """A fresh user of the stack, whom the SDK acts as meanwhile."""
-    api = stack.user_api(f"ada-{uuid.uuid4().hex[:6]}")
-    monkeypatch.setenv("COMPUTE_CONFIG", str(stack.server.data_dir / "none.json"))
-    compute.configure(url=stack.server.base_url, token=api.token)
-    yield api
-    compute.configure(url=None, token=None)
+    with stack.sdk_user(monkeypatch, f"ada-{uuid.uuid4().hex[:6]}") as api:
+        yield api
 
 
 @pytest.fixture

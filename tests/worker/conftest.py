@@ -51,6 +51,23 @@ class ExecutionStack:
     def worker_output(self) -> str:
         return self.worker_log.read_text(errors="replace")
 
+    @contextlib.contextmanager
+    def sdk_user(
+        self, monkeypatch: pytest.MonkeyPatch, name: str | None = None
+    ) -> Iterator[ApiClient]:
+        """A fresh user of this stack, whom the `compute` SDK acts as meanwhile."""
+        import compute
+
+        api = self.user_api(name)
+        monkeypatch.setenv("COMPUTE_URL", self.server.base_url)
+        monkeypatch.setenv("COMPUTE_TOKEN", api.token or "")
+        monkeypatch.setenv("COMPUTE_CONFIG", str(self.server.data_dir / "none.json"))
+        compute.configure(url=self.server.base_url, token=api.token)
+        try:
+            yield api
+        finally:
+            compute.configure(url=None, token=None)
+
 
 def worker_environment(server: ApiServer, redis_url: str) -> dict[str, str]:
     """The environment of a test worker serving `server` from `redis_url`."""
@@ -188,15 +205,8 @@ def exec_user(
     execution_stack: ExecutionStack, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[ApiClient]:
     """A fresh user of the execution stack; the `compute` SDK acts as them meanwhile."""
-    import compute
-
-    api = execution_stack.user_api()
-    monkeypatch.setenv("COMPUTE_URL", execution_stack.server.base_url)
-    monkeypatch.setenv("COMPUTE_TOKEN", api.token or "")
-    monkeypatch.setenv("COMPUTE_CONFIG", str(execution_stack.server.data_dir / "none.json"))
-    compute.configure(url=execution_stack.server.base_url, token=api.token)
-    yield api
-    compute.configure(url=None, token=None)
+    with execution_stack.sdk_user(monkeypatch) as api:
+        yield api
 
 
 @pytest.fixture(scope="session")

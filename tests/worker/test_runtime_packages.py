@@ -20,7 +20,6 @@ import cloudpickle
 import pytest
 import requests
 
-import compute
 from compute import Function, FunctionStatus, JobStatus
 from compute._entrypoint import ENTRYPOINT, PICKLE_FILE, PYTHON_VERSION, make_entrypoint
 from tests.conftest import ApiClient, running_api
@@ -99,11 +98,8 @@ def offline_user(
 ) -> Iterator[ApiClient]:
     """A fresh user of the offline stack; the SDK acts as them meanwhile."""
     stack, _ = offline_stack
-    api = stack.user_api()
-    monkeypatch.setenv("COMPUTE_CONFIG", str(stack.server.data_dir / "none.json"))
-    compute.configure(url=stack.server.base_url, token=api.token)
-    yield api
-    compute.configure(url=None, token=None)
+    with stack.sdk_user(monkeypatch) as api:
+        yield api
 
 
 def run_all(*functions: Function) -> None:

@@ -13,7 +13,6 @@ from collections.abc import Iterator
 
 import pytest
 
-import compute
 from compute import Function, JobStatus
 from tests.conftest import ApiClient, running_api
 from tests.redis_databases import claimed_redis_url
@@ -71,13 +70,8 @@ def s3_user(
     s3_stack: tuple[ExecutionStack, S3Server], monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[ApiClient]:
     stack, _ = s3_stack
-    api = stack.user_api()
-    monkeypatch.setenv("COMPUTE_URL", stack.server.base_url)
-    monkeypatch.setenv("COMPUTE_TOKEN", api.token or "")
-    monkeypatch.setenv("COMPUTE_CONFIG", str(stack.server.data_dir / "none.json"))
-    compute.configure(url=stack.server.base_url, token=api.token)
-    yield api
-    compute.configure(url=None, token=None)
+    with stack.sdk_user(monkeypatch) as api:
+        yield api
 
 
 def test_jobs_store_their_results_in_the_bucket_and_wait_out_a_store_that_is_down(
