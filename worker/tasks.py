@@ -6,6 +6,7 @@ and arguments are read again from the database.
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 
@@ -16,7 +17,7 @@ from compute.server.dispatch import BUILD_TASK, RUN_TASK
 from .build_step import run_build
 from .celery_app import app
 from .jobs import AttemptResult, function_of_job, run_attempt
-from .publishing import broker_client, publish_jobs
+from .publishing import broker_client, function_label, publish_jobs
 from .queue_drain import drain_function_queue
 from .queues import publish_pending_jobs
 from .task_results import JobFailed, task_result
@@ -59,8 +60,10 @@ def _run_queued_jobs(job_id: str) -> None:
     function_id = function_of_job(job_id)
     if function_id is None:
         return
+    # Its name (a query) only if a message must go back on the queue, and then once.
+    name = functools.cache(lambda: function_label(function_id))
     drain_function_queue(
         broker_client(app.conf.broker_url),
         function_id,
-        republish=lambda retried: publish_jobs(app, function_id, [retried]),
+        republish=lambda retried: publish_jobs(app, function_id, [retried], name()),
     )

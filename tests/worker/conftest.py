@@ -16,7 +16,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -177,16 +177,33 @@ def tmp_path() -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def running_stack(database: str, prefix: str) -> Iterator[ExecutionStack]:
+def running_stack(
+    database: str,
+    prefix: str,
+    api_settings: Mapping[str, str] | None = None,
+    worker_settings: Callable[[dict[str, str]], dict[str, str]] | None = None,
+    processes: int = WORKER_PROCESSES,
+) -> Iterator[ExecutionStack]:
     """The API on `database` and a worker, on a Redis database of their own, in a
-    directory named from `prefix` that the jobs can reach."""
+    directory named from `prefix` that the jobs can reach.
+
+    Args:
+        api_settings: further settings of the API (`NAME: value`, as in its config).
+        worker_settings: makes the worker's environment from the usual one.
+        processes: the worker's pool processes.
+    """
     with (
         job_reachable_directory(prefix) as scratch,
         claimed_redis_url() as redis_url,
-        running_api(database, scratch / "data", {"REDIS_URL": redis_url}) as server,
+        running_api(
+            database, scratch / "data", {"REDIS_URL": redis_url, **(api_settings or {})}
+        ) as server,
     ):
         log_path = server.data_dir / "worker.log"
-        worker = start_worker(worker_environment(server, redis_url), log_path)
+        env = worker_environment(server, redis_url)
+        if worker_settings is not None:
+            env = worker_settings(env)
+        worker = start_worker(env, log_path, processes)
         try:
             wait_ready(log_path, worker)
             yield ExecutionStack(server, worker, log_path)

@@ -22,16 +22,11 @@ import requests
 
 from compute import Function, FunctionStatus, JobStatus
 from compute._entrypoint import ENTRYPOINT, PICKLE_FILE, PYTHON_VERSION, make_entrypoint
-from tests.conftest import ApiClient, running_api
-from tests.redis_databases import claimed_redis_url
+from tests.conftest import ApiClient
 from tests.worker.build.zips import make_zip
 from tests.worker.conftest import (
     ExecutionStack,
-    job_reachable_directory,
-    start_worker,
-    stop_tree,
-    wait_ready,
-    worker_environment,
+    running_stack,
 )
 from tests.worker.support import job_log, wait_for_job
 
@@ -70,26 +65,22 @@ def refused_port() -> Iterator[int]:
 def offline_stack(request: pytest.FixtureRequest) -> Iterator[tuple[ExecutionStack, str]]:
     """A worker whose only package index refuses connections, with no wheelhouse, and
     warm executors on or off."""
-    with (
-        refused_port() as port,
-        job_reachable_directory("compute-offline-") as scratch,
-        claimed_redis_url() as redis_url,
-        running_api("sqlite", scratch / "data", {"REDIS_URL": redis_url}) as server,
-    ):
+
+    def offline(env: dict[str, str]) -> dict[str, str]:
         env = {
             name: value
-            for name, value in worker_environment(server, redis_url).items()
+            for name, value in env.items()
             if not name.startswith(INSTALLER_PREFIXES) and name != "COMPUTE_WHEELHOUSE"
         }
         env["COMPUTE_PACKAGE_INDEX_URL"] = f"http://127.0.0.1:{port}/simple"
         env["COMPUTE_WARM_EXECUTORS"] = json.dumps(request.param == "warm")
-        log_path = server.data_dir / "worker.log"
-        worker = start_worker(env, log_path, processes=2)
-        try:
-            wait_ready(log_path, worker)
-            yield ExecutionStack(server, worker, log_path), request.param
-        finally:
-            stop_tree(worker)
+        return env
+
+    with (
+        refused_port() as port,
+        running_stack("sqlite", "compute-offline-", worker_settings=offline, processes=2) as stack,
+    ):
+        yield stack, request.param
 
 
 @pytest.fixture

@@ -14,17 +14,12 @@ from collections.abc import Iterator
 import pytest
 
 from compute import Function, JobStatus
-from tests.conftest import ApiClient, running_api
-from tests.redis_databases import claimed_redis_url
+from tests.conftest import ApiClient
 from tests.s3 import S3Server, running_s3_server
 from tests.worker import functions
 from tests.worker.conftest import (
     ExecutionStack,
-    job_reachable_directory,
-    start_worker,
-    stop_tree,
-    wait_ready,
-    worker_environment,
+    running_stack,
 )
 from tests.worker.support import job_json, job_log
 
@@ -44,25 +39,18 @@ def s3_stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[ExecutionStack, 
         for name, value in s3.environment().items():
             monkeypatch.setenv(name, value)
         blob_url = s3.blob_url(BLOB_PREFIX)
-        with (
-            job_reachable_directory("compute-s3-") as scratch,
-            claimed_redis_url() as redis_url,
-            running_api(
-                "sqlite", scratch / "data", {"REDIS_URL": redis_url, "BLOB_URL": blob_url}
-            ) as server,
-        ):
-            log_path = server.data_dir / "worker.log"
-            environment = {
-                **worker_environment(server, redis_url),
-                "COMPUTE_BLOB_URL": blob_url,
-                "COMPUTE_LOST_WORKER_RETRIES": str(LOST_WORKER_RETRIES),
-            }
-            worker = start_worker(environment, log_path, processes=2)
-            try:
-                wait_ready(log_path, worker)
-                yield ExecutionStack(server, worker, log_path), s3
-            finally:
-                stop_tree(worker)
+        worker_settings = {
+            "COMPUTE_BLOB_URL": blob_url,
+            "COMPUTE_LOST_WORKER_RETRIES": str(LOST_WORKER_RETRIES),
+        }
+        with running_stack(
+            "sqlite",
+            "compute-s3-",
+            api_settings={"BLOB_URL": blob_url},
+            worker_settings=lambda env: {**env, **worker_settings},
+            processes=2,
+        ) as stack:
+            yield stack, s3
 
 
 @pytest.fixture
