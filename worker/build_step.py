@@ -20,6 +20,7 @@ from compute.server.transitions import fail_pending_jobs, set_build_state
 
 from . import metrics
 from .build import BuildSettings, build_function
+from .bundle_fetch import fetched_bundle
 
 logger = logging.getLogger(__name__)
 
@@ -32,11 +33,14 @@ def run_build(function_id: str) -> bool:
     if function.build_state != BuildState.BUILDING:
         return function.build_state == BuildState.BUILT
     store = current_app.extensions["blobstore"]
-    bundle = store.get(function.bundle_key) if function.bundle_key else None
-    if bundle is None:
-        return _fail(function, "the uploaded bundle is missing", "The bundle could not be found.")
+    settings = BuildSettings.from_settings(current_settings())
     started = time.monotonic()
-    result = build_function(bundle, function.image, BuildSettings.from_settings(current_settings()))
+    with fetched_bundle(store, function.bundle_key, settings.scratch_root) as bundle:
+        if bundle is None:
+            return _fail(
+                function, "the uploaded bundle is missing", "The bundle could not be found."
+            )
+        result = build_function(bundle, function.image, settings)
     metrics.build_finished(result.ok, time.monotonic() - started)
     store.put(build_log_key(function.id), result.log_text.encode())
     if not result.ok:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 import functools
 import logging
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -46,7 +47,7 @@ from .lease_owners import worker_identity
 from .leases import Heartbeat
 from .publishing import broker_client
 from .stop_requests import stop_asked
-from .workspace import FunctionCode, prepare_function
+from .workspace import FunctionCode, PreparationError, prepare_function
 
 logger = logging.getLogger(__name__)
 
@@ -169,6 +170,19 @@ def run_claimed_attempt(claim: Claim, handover: Handover | None = None) -> Attem
             return _give_back(claim, reason)
 
 
+def _node_name() -> str:
+    return f"worker node {socket.gethostname()}"
+
+
+def _why(error: Exception) -> str:
+    """What a job's owner may read of a worker's own failure: its own words for a
+    preparation failure (redacted as build logs are), else only the kind of failure, as
+    other exceptions may name the service's endpoints."""
+    if isinstance(error, PreparationError):
+        return str(error)
+    return f"{type(error).__name__} (the worker's log has the details)"
+
+
 def _give_back(claim: Claim, reason: str) -> AttemptResult:
     """End an attempt the worker itself failed, on the service's budget, not the user's.
 
@@ -213,12 +227,12 @@ def _run_claimed(
             )
     try:
         env_python, bundle_dir = prepare_function(function)
-    except Exception as error:  # noqa: BLE001 - any preparation failure fails the attempt
+    except Exception as error:  # noqa: BLE001 - any preparation failure gives the job back
+        # The function built once already, so this is this machine's trouble (its store
+        # connection, disk or interpreters), not the user's code: the job goes back for
+        # any node to take, on the service's budget, and the function stays built.
         logger.exception("could not prepare function %s", function.id)
-        log.add(f"[could not prepare the function's environment: {error}]")
-        return _record(
-            claim, log, None, Verdict(JobStatus.FAILURE, str(error), True), 0.0, retry_count
-        )
+        return _give_back(claim, f"{_node_name()} could not prepare the function: {_why(error)}")
     # No transaction stays open while the job runs (its heartbeat has a connection of
     # its own).
     db.session.rollback()

@@ -19,6 +19,7 @@ from compute.server.models import Function
 from compute.server.settings import current_settings
 
 from .build import BuildSettings, build_function
+from .bundle_fetch import fetched_bundle
 
 _prepared: dict[tuple[str, str], tuple[Path, Path]] = {}
 
@@ -52,13 +53,13 @@ def prepare_function(function: FunctionCode) -> tuple[Path, Path]:
     # can read another function's code here.
     bundles_root.chmod(0o700)
     final_dir = bundles_root / f"{function.id}-{(function.bundle_sha256 or 'none')[:16]}"
-    bundle = current_app.extensions["blobstore"].get(function.bundle_key or "")
-    if bundle is None:
-        raise PreparationError("the function's bundle is missing from the blob store")
+    build_settings = BuildSettings.from_settings(settings)
     staging = bundles_root / f".{final_dir.name}-{uuid.uuid4().hex}"
-    result = build_function(
-        bundle, function.image, BuildSettings.from_settings(settings), unpack_to=staging
-    )
+    store = current_app.extensions["blobstore"]
+    with fetched_bundle(store, function.bundle_key, build_settings.scratch_root) as bundle:
+        if bundle is None:
+            raise PreparationError("the function's bundle is missing from the blob store")
+        result = build_function(bundle, function.image, build_settings, unpack_to=staging)
     if not result.ok or result.env_python is None:
         shutil.rmtree(staging, ignore_errors=True)
         raise PreparationError(result.error or "the environment could not be built")

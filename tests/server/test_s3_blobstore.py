@@ -28,6 +28,7 @@ from compute.server.blobstore import (
 )
 from compute.server.s3_blobstore import S3BlobStore
 from tests.s3 import HOST, S3Server, free_port, running_s3_server
+from worker.bundle_fetch import fetched_bundle
 
 MB = 1024 * 1024
 LARGE_BYTES = 20 * MB
@@ -133,6 +134,32 @@ def test_put_stream_returns_the_size(store: BlobStore) -> None:
     stream = GeneratedStream(3 * MB + 5)
     assert store.put_stream("bundles/f.zip", stream, max_bytes=4 * MB) == 3 * MB + 5
     assert streamed_digest(store, "bundles/f.zip") == (3 * MB + 5, stream.digest.hexdigest())
+
+
+def test_a_bundle_is_fetched_as_a_file_never_whole_in_memory(
+    store: BlobStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stream = GeneratedStream(LARGE_BYTES)
+    store.put_stream("bundles/f.zip", stream)
+    monkeypatch.setattr(store, "get", lambda key: pytest.fail("the bundle was read whole"))
+    scratch = tmp_path / "scratch"
+
+    with fetched_bundle(store, "bundles/f.zip", scratch) as path:
+        assert path is not None
+        assert path.stat().st_size == LARGE_BYTES
+        digest = hashlib.sha256()
+        with path.open("rb") as handle:
+            while chunk := handle.read(CHUNK_SIZE):
+                digest.update(chunk)
+        assert digest.hexdigest() == stream.digest.hexdigest()
+
+    # A copy made for the build is gone with the block; a shared file is left alone.
+    assert not scratch.exists() or not any(scratch.iterdir())
+    assert path.exists() is isinstance(store, FileBlobStore)
+    with fetched_bundle(store, "bundles/missing.zip", scratch) as missing:
+        assert missing is None
+    with fetched_bundle(store, None, scratch) as unnamed:
+        assert unnamed is None
 
 
 def test_read_slice(store: BlobStore) -> None:

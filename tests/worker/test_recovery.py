@@ -154,3 +154,36 @@ def test_an_attempt_that_lost_its_lease_is_stopped_and_cannot_record(
     row = _row(execution_stack, job.id)
     assert (row["status"], row["lease_owner"]) == ("running", usurper)
     assert exec_user.delete(f"/jobs/{job.id}").status_code == 204
+
+
+def _built(stack: ExecutionStack, function_id: str) -> bool:
+    with stack.server.app.app_context():
+        function = db.session.get(FunctionRow, function_id)
+        return function is not None and function.build_state == "built"
+
+
+def test_a_worker_that_cannot_prepare_a_built_function_gives_its_jobs_back(
+    exec_user: ApiClient, execution_stack: ExecutionStack
+) -> None:
+    # Built once centrally, then unreadable from this worker (its bundle gone from the
+    # store): each attempt goes back on the service's budget, not the user's retry_count,
+    # and the function stays built for every other node.
+    fn = Function(functions.double, name="unpreparable", timeout=60, retry_count=5)
+    fn.save()
+    wait_until(lambda: _built(execution_stack, fn.id), describe=lambda: fn.id)
+    bundle = execution_stack.server.data_dir / "blobs" / "bundles" / f"{fn.id}.zip"
+    hidden = bundle.with_suffix(".hidden")
+    bundle.rename(hidden)
+
+    job = fn(4)
+    final = wait_for_job(exec_user, job.id)
+    assert final["status"] == "failure"
+    assert "could not prepare the function: the function's bundle is missing" in final["error"]
+    assert "its worker was lost 4 times, the most allowed is 3" in final["error"]
+    row = _row(execution_stack, job.id)
+    assert (row["attempt"], row["lost_count"]) == (4, 4)
+    assert _built(execution_stack, fn.id)
+
+    # Once this machine can read it again, the same function runs.
+    hidden.rename(bundle)
+    assert wait_for_job(exec_user, fn(5).id)["status"] == "success"
