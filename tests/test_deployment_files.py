@@ -25,7 +25,6 @@ from jsonschema.validators import validator_for
 
 from api import create_app
 from compute.cli import main
-from compute.cli.commands import worker_queues
 from compute.server.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -296,12 +295,11 @@ def test_the_worker_healthcheck_pings_its_own_node(compose: dict, tmp_path: Path
     import_in_subprocess(option_value(argv, "-A"), "app", tmp_path)
 
 
-def test_procfile_worker_runs_celery_on_the_queues_compute_up_uses(
-    procfile: dict[str, list[str]],
-) -> None:
+def test_procfile_worker_is_one_compute_worker_node(procfile: dict[str, list[str]]) -> None:
+    # exec: the runner's signals reach the node itself, not a shell waiting on it.
     command = procfile["worker"]
-    assert command[:3] == ["celery", "-A", "worker.celery_app"]
-    assert option_value(command, "-Q").split(",") == worker_queues()
+    assert command[:3] == ["exec", "compute", "worker"]
+    cli_context(command[2:])
 
 
 def test_compose_builds_from_the_dockerfile(compose: dict) -> None:
@@ -330,16 +328,12 @@ def test_procfile_web_migrates_then_serves_an_importable_app(
     assert migrate == ["compute", "db", "upgrade"]
     run_in_subprocess([sys.executable, "-m", "compute.cli", *migrate[1:]], tmp_path)
     assert (tmp_path / "data" / "compute.db").exists()
-    # exec: the runner's signals reach gunicorn itself, not a shell waiting on it.
-    assert serve[:2] == ["exec", "gunicorn"]
-    assert "$PORT" in option_value(serve, "--bind")
-    # The app refuses a schema that is behind: it imports only once the first step ran.
-    module, attribute = serve[-1].split(":")
-    import_in_subprocess(module, attribute, tmp_path)
-
-
-def test_procfile_worker_app_imports(procfile: dict[str, list[str]], tmp_path: Path) -> None:
-    import_in_subprocess(option_value(procfile["worker"], "-A"), "app", tmp_path)
+    # exec: the runner's signals reach the server itself, not a shell waiting on it.
+    assert serve[:3] == ["exec", "compute", "serve"]
+    assert option_value(serve, "--port") == "$PORT"
+    # The platform's port, as the shell gives it.
+    context = cli_context([word.replace("$PORT", "5000") for word in serve[2:]])
+    assert (context.params["host"], context.params["port"]) == ("0.0.0.0", 5000)
 
 
 def test_procfile_runs_no_one_off_process(procfile: dict[str, list[str]]) -> None:

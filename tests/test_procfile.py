@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 READY_SECONDS = 90
 STAYS_UP_SECONDS = 12
 STOP_SECONDS = 20
-WORKER_READY = re.compile(r"worker\.1\s+\| .*celery@\S+ ready")
+WORKER_READY = re.compile(r"worker\.1\s+\| .*\S+@\S+ ready")
 
 
 def add(a: int, b: int) -> int:

@@ -1,6 +1,7 @@
 """A cluster on one machine: one `compute serve` and several `compute worker` nodes,
 each a process tree of its own with its own data and work directories and node name,
-all sharing PostgreSQL, one Redis database and one `file://` blob store."""
+all sharing PostgreSQL, one Redis database and one S3-protocol blob store (moto's server,
+over HTTP on loopback), as machines of a deployment share them."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ import compute
 from tests.cli.conftest import cli_environment, compute_cli, free_port
 from tests.conftest import _postgres_database
 from tests.redis_databases import claimed_redis_url
+from tests.s3 import running_s3_server
 from tests.worker.conftest import job_reachable_directory
 from tests.worker.support import wait_until
 
@@ -205,14 +207,15 @@ def cluster() -> Iterator[Cluster]:
         job_reachable_directory("compute-cluster-") as directory,
         claimed_redis_url() as redis_url,
         contextlib.closing(_postgres_database()) as databases,
+        running_s3_server() as s3,
         contextlib.ExitStack() as processes,
     ):
         database_url = next(databases)
-        (directory / "blobs").mkdir(mode=0o711)
         env = cli_environment(
             DATABASE_URL=database_url,
             REDIS_URL=redis_url,
-            COMPUTE_BLOB_URL=f"file://{directory / 'blobs'}",
+            COMPUTE_BLOB_URL=s3.blob_url("cluster/blobs"),
+            **s3.environment(),
             COMPUTE_SECRET_KEY=secrets.token_urlsafe(32),
             COMPUTE_DATA_DIR=str(directory / "api"),
             COMPUTE_JOB_LEASE_SECONDS=str(JOB_LEASE_SECONDS),

@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from botocore.exceptions import BotoCoreError
@@ -254,6 +255,33 @@ def test_the_url_names_the_bucket_and_prefix(s3_environment: S3Server) -> None:
         open_blob_store("s3:///no-bucket")
     with pytest.raises(ValueError):
         bare.object_key("../escape")
+
+
+def test_a_store_named_by_host_name_is_addressed_by_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A compose file's MinIO is `http://minio:9000`: the bucket goes in the path, since a
+    # name such as `compute.minio` resolves nowhere.
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://minio.invalid:9000")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "key")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    store = open_blob_store("s3://compute/blobs")
+    assert isinstance(store, S3BlobStore)
+    sent: list[str] = []
+
+    def look(request: Any, **_: Any) -> None:
+        sent.append(request.url)
+        raise LookedAt
+
+    store._client.meta.events.register("before-send.s3", look)
+    with pytest.raises(LookedAt):
+        store.get("bundles/f.zip")
+    assert sent == ["http://minio.invalid:9000/compute/blobs/bundles/f.zip"]
+
+
+class LookedAt(Exception):
+    """Stops a request once it has been looked at, before it is sent."""
 
 
 def test_objects_are_stored_under_the_prefix(s3_environment: S3Server) -> None:
