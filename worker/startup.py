@@ -13,13 +13,14 @@ from compute.server.database import schema_is_current
 from compute.server.dispatch import function_queue
 from compute.server.extensions import db
 from compute.server.metric_files import node_metrics_dir
+from compute.server.s3_blobstore import S3BlobStore
 from compute.server.settings import Settings, load_settings
 
 from .build import InstallerOptions
 from .celery_app import app, service
 from .execution.host_enforcement import describe_enforcement
 from .execution.job_user import build_identities, describe_job_identities, job_identities
-from .execution.network import apply_network_policy, services_of
+from .execution.network import Service, apply_network_policy, service_endpoints, services_of
 from .execution.runtime import scripts_directory
 from .execution.sandbox import describe_sandbox
 from .execution.scratch import job_scratch_root
@@ -146,15 +147,28 @@ def _apply_network_policy(settings: Settings) -> str:
     build uids the same but for every index, find-links host and proxy their installer
     uses, which may listen on this host (`InstallerOptions.network_urls`); return how
     the jobs' network is restricted."""
+    own = _own_services(settings)
     policy = apply_network_policy(
-        settings.job_uid_base, settings.job_uid_count, settings.job_network
+        settings.job_uid_base, settings.job_uid_count, settings.job_network, refused=own
     )
     (logger.info if policy.enforced else logger.warning)("%s", policy.description)
     jobs_network = policy.description
     builds = build_identities(settings)
     needed = InstallerOptions.from_settings(settings).network_urls()
     policy = apply_network_policy(
-        builds.first_uid, builds.count, "outbound", services_of(needed), who="build"
+        builds.first_uid,
+        builds.count,
+        "outbound",
+        services_of(needed),
+        who="build",
+        refused=own,
     )
     (logger.info if policy.enforced else logger.warning)("%s", policy.description)
     return jobs_network
+
+
+def _own_services(settings: Settings) -> list[Service]:
+    """The database, broker and blob store this worker uses, wherever they are."""
+    store = service().extensions["blobstore"]
+    blob_endpoint = store.endpoint_url if isinstance(store, S3BlobStore) else None
+    return service_endpoints(settings.sqlalchemy_database_uri, settings.redis_url, blob_endpoint)

@@ -43,6 +43,11 @@ class S3BlobStore:
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
         self._client = client or _default_client()
 
+    @property
+    def endpoint_url(self) -> str:
+        """Where the store is reached, as the client resolved it from its settings."""
+        return str(self._client.meta.endpoint_url)
+
     def object_key(self, key: str) -> str:
         if not key or key.startswith("/") or ".." in key.split("/"):
             raise ValueError(f"invalid blob key: {key!r}")

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 import socket
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import psutil
 import pytest
@@ -221,6 +223,11 @@ def test_the_worker_says_at_start_how_jobs_and_builds_are_contained(
     assert "job network: nftables owner match on uids 200000-200999" in started
     assert "build network: nftables owner match on uids 201000-201099" in started
     assert "job file system: a mount namespace per job" in started
+    # Its broker, refused by address too, as it would be on another machine.
+    broker = urlsplit(execution_stack.server.app.config["REDIS_URL"])
+    listed = re.findall(r"the service's own ([^;(]*) refused", started)
+    assert len(listed) == 2, started  # for jobs and for builds
+    assert all(f"{broker.hostname}:{broker.port or 6379}" in own for own in listed), listed
 
 
 def test_every_job_runs_as_a_uid_of_the_range(exec_user: ApiClient) -> None:

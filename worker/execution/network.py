@@ -42,8 +42,20 @@ NFT_TIMEOUT_SECONDS = 10
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Service = tuple[IPAddress, int]  # an address and a TCP port
-# Where a URL that names no port connects: a proxy may be SOCKS (`ALL_PROXY`).
-DEFAULT_PORTS = {"https": 443, "socks4": 1080, "socks4a": 1080, "socks5": 1080, "socks5h": 1080}
+# Where a URL that names no port connects: a proxy may be SOCKS (`ALL_PROXY`); the
+# database and the broker are named by their own schemes (`postgresql+psycopg://`).
+DEFAULT_PORTS = {
+    "https": 443,
+    "socks4": 1080,
+    "socks4a": 1080,
+    "socks5": 1080,
+    "socks5h": 1080,
+    "postgresql": 5432,
+    "postgres": 5432,
+    "mysql": 3306,
+    "redis": 6379,
+    "rediss": 6379,
+}
 
 
 class NetworkMode(str, Enum):
@@ -112,9 +124,11 @@ def render_ruleset(
     count: int,
     setting: NetworkSetting,
     services: Sequence[Service] = (),
+    refused: Sequence[Service] = (),
 ) -> str:
     """The `nft -f` script that replaces this range's table with the rules for `setting`;
-    `services` (address, TCP port) stay reachable whatever else is refused."""
+    `services` (address, TCP port) stay reachable whatever else is refused, and `refused`
+    ones are refused whatever the setting allows."""
     _check_range(first_uid, count)
     table = table_name(first_uid, count)
     last = first_uid + count - 1
@@ -132,11 +146,9 @@ def render_ruleset(
             if listed:
                 rules.append(f"{family} daddr {{ {', '.join(listed)} }} accept")
         rules.append("goto refuse")
-    exceptions = [
-        f"{'ip' if address.version == 4 else 'ip6'} daddr {address} tcp dport {port} accept"
-        for address, port in services
-    ]
-    body = "".join(f"    {rule}\n" for rule in (*exceptions, *rules))
+    exceptions = [f"{_match(address, port)} accept" for address, port in services]
+    denials = [f"{_match(address, port)} goto refuse" for address, port in refused]
+    body = "".join(f"    {rule}\n" for rule in (*exceptions, *denials, *rules))
     # Adding the table first makes the delete succeed on a host that has none yet; the
     # three steps commit together, so no packet ever sees the range unfiltered.
     # The uid match must be positive ("skuid in range: go check"), never "skuid not in
@@ -161,12 +173,17 @@ def render_ruleset(
     )
 
 
+def _match(address: IPAddress, port: int) -> str:
+    return f"{'ip' if address.version == 4 else 'ip6'} daddr {address} tcp dport {port}"
+
+
 def apply_network_policy(
     first_uid: int,
     count: int,
     setting: str | None,
     services: Sequence[Service] = (),
     who: str = "job",
+    refused: Sequence[Service] = (),
 ) -> NetworkPolicy:
     """Install the rules for the uids `first_uid .. first_uid + count - 1`.
 
@@ -177,12 +194,15 @@ def apply_network_policy(
         services: (address, TCP port) pairs left reachable, on this host too: the
             indexes, find-links hosts and proxies a build needs (`services_of`).
         who: whose network this is, for the description (`job`, `build`).
+        refused: (address, TCP port) pairs refused whatever the setting allows: the
+            service's own database, broker and blob store on other machines
+            (`service_endpoints`), which the host-address rule does not cover.
 
     Raises:
         ValueError: `setting` is invalid, or the range is empty or includes root.
     """
     parsed = parse_network_setting(setting)
-    script = render_ruleset(first_uid, count, parsed, services)
+    script = render_ruleset(first_uid, count, parsed, services, refused)
     table = table_name(first_uid, count)
     uids = f"uids {first_uid}-{first_uid + count - 1}"
     problem = _run_nft(script)
@@ -192,6 +212,9 @@ def apply_network_policy(
     if services:
         listed = ", ".join(_show(address, port) for address, port in services)
         described += f"; except {listed}"
+    if refused:
+        listed = ", ".join(_show(address, port) for address, port in refused)
+        described += f"; the service's own {listed} refused"
     return NetworkPolicy(NetworkMechanism.NFTABLES, f"{described} (table inet {table})", table)
 
 
@@ -203,8 +226,9 @@ def services_of(urls: Iterable[str | None]) -> list[Service]:
         if not url:
             continue
         parts = urlsplit(url if "://" in url else f"http://{url}")
+        scheme = parts.scheme.lower().split("+")[0]
         try:
-            port = parts.port or DEFAULT_PORTS.get(parts.scheme.lower(), 80)
+            port = parts.port or DEFAULT_PORTS.get(scheme, 80)
         except ValueError:
             continue
         if not parts.hostname:
@@ -220,6 +244,24 @@ def services_of(urls: Iterable[str | None]) -> list[Service]:
             service = (ipaddress.ip_address(host.split("%")[0]), port)
             if service not in found:
                 found.append(service)
+    return found
+
+
+def service_endpoints(
+    database_url: str | None, broker_url: str | None, blob_endpoint: str | None
+) -> list[Service]:
+    """Where the service's own database, broker and blob store listen, as jobs would
+    connect to them: on other machines of a deployment, the host-address rule does not
+    keep jobs away from them.
+
+    A blob store is left out when it is on the internet (AWS's S3, say): its addresses
+    are shared with what jobs may legitimately reach, and its keys are what guard it.
+    Host names are resolved now, at the worker's start.
+    """
+    found = services_of([database_url, broker_url])
+    for service in services_of([blob_endpoint]):
+        if not service[0].is_global and service not in found:
+            found.append(service)
     return found
 
 

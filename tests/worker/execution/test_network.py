@@ -29,6 +29,7 @@ from worker.execution.network import (
     apply_network_policy,
     parse_network_setting,
     remove_network_policy,
+    service_endpoints,
     services_of,
     table_name,
 )
@@ -89,9 +90,12 @@ def install() -> Iterator[Callable[..., NetworkPolicy]]:
         remove_network_policy(first, count)
 
     def installer(
-        setting: str, first_uid: int = FIRST_UID, services: Sequence[Service] = ()
+        setting: str,
+        first_uid: int = FIRST_UID,
+        services: Sequence[Service] = (),
+        refused: Sequence[Service] = (),
     ) -> NetworkPolicy:
-        policy = apply_network_policy(first_uid, COUNT, setting, services)
+        policy = apply_network_policy(first_uid, COUNT, setting, services, refused=refused)
         assert policy.enforced, policy.description
         return policy
 
@@ -209,6 +213,49 @@ def test_a_named_service_on_the_host_stays_reachable_and_nothing_else(
         assert_refused_fast(job_connects("127.0.0.1", other.getsockname()[1]))
         assert_refused_fast(job_connects("::1", listener))
     install("outbound")  # the other tests' rules
+
+
+@requires_root
+def test_the_services_own_endpoints_on_another_machine_are_refused(
+    install: Callable[..., NetworkPolicy], peer: Peer
+) -> None:
+    """A worker node's database, broker or blob store is on another machine: the
+    host-address rule does not cover it, so it is refused by address and port."""
+    own = (ipaddress.ip_address(peer.address), peer.port)
+    policy = install("outbound", refused=[own])
+    assert f"the service's own {peer.address}:{peer.port} refused" in policy.description
+    assert_refused_fast(job_connects(peer.address, peer.port))
+    assert_connected(connect(peer.address, peer.port))  # the worker itself reaches it
+    # Even when an allow-list names its network.
+    install(f"{peer.address}/32", refused=[own])
+    assert_refused_fast(job_connects(peer.address, peer.port))
+    # By port: the same machine's other services stay reachable.
+    install("outbound", refused=[(own[0], peer.port + 1)])
+    assert_connected(job_connects(peer.address, peer.port))
+    install("outbound")  # the other tests' rules
+
+
+def test_the_services_own_endpoints_are_found_in_its_urls() -> None:
+    def address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+        return ipaddress.ip_address(text)
+
+    found = service_endpoints(
+        "postgresql+psycopg://compute:secret@10.1.2.3/compute",
+        "redis://:secret@10.1.2.4:6380/0",
+        "http://10.1.2.5:9000",
+    )
+    assert found == [
+        (address("10.1.2.3"), 5432),
+        (address("10.1.2.4"), 6380),
+        (address("10.1.2.5"), 9000),
+    ]
+    # A file database has no endpoint; a store on the internet is guarded by its keys,
+    # and its addresses serve what jobs may reach.
+    assert service_endpoints("sqlite:////data/compute.db", None, "https://52.216.8.1") == []
+    assert service_endpoints(None, "redis://127.0.0.1", "http://127.0.0.1:9000") == [
+        (address("127.0.0.1"), 6379),
+        (address("127.0.0.1"), 9000),
+    ]
 
 
 @requires_root
