@@ -364,6 +364,12 @@ def test_the_compose_worker_contains_jobs_as_compute_up_does(compose: dict) -> N
     assert {service["user"] for service in services.values()} == {"0:0"}
 
 
+def test_a_stopped_worker_has_time_to_finish_its_jobs(compose: dict) -> None:
+    # Docker's default grace is 10 s; jobs routinely run for minutes.
+    grace = compose["services"]["worker"]["stop_grace_period"]
+    assert re.fullmatch(r"\d+m", grace) and int(grace[:-1]) >= 10, grace
+
+
 def test_the_worker_keeps_its_environments_in_a_cache_of_its_own(compose: dict) -> None:
     services = code_services(compose)
     work_dir = Path(services["worker"]["environment"]["COMPUTE_WORK_DIR"])

@@ -7,9 +7,11 @@ import logging
 import time
 from typing import Any
 
+from celery.platforms import EX_FAILURE
 from celery.signals import worker_init, worker_process_init, worker_ready, worker_shutdown
+from celery.worker import state as celery_state
 
-from compute.server.database import schema_is_current
+from compute.server.database import schema_problem
 from compute.server.dispatch import function_queue
 from compute.server.extensions import db
 from compute.server.metric_files import node_metrics_dir
@@ -32,9 +34,8 @@ from .reconciler import Reconciler, ReconcilerSettings
 
 logger = logging.getLogger(__name__)
 
-# A worker started beside the process that migrates (a Procfile's web) waits this long
-# for the schema rather than start without its reconciler.
-SCHEMA_WAIT_SECONDS = 300.0
+# A worker started beside the process that migrates (a Procfile's web) waits for the
+# schema (`schema_wait_seconds`) rather than start without its reconciler.
 SCHEMA_POLL_SECONDS = 1.0
 SCHEMA_REMINDER_SECONDS = 15.0
 
@@ -63,7 +64,12 @@ def on_worker_ready(sender: Any = None, **_: Any) -> None:
     logger.info("job file system: %s", limits["file system"])
     limits["network"] = _apply_network_policy(settings)
     limits["disk"] = f"{settings.job_disk_mb} MB of scratch per job, measured while it runs"
-    wait_for_schema()
+    if problem := wait_for_schema(settings.schema_wait_seconds):
+        # Raising here would only be logged: Celery would go on, taking builds but no
+        # function's jobs. The worker stops instead, with a status supervisors see.
+        logger.critical("this worker cannot run: %s", problem)
+        celery_state.should_stop = EX_FAILURE  # type: ignore[assignment]  # typed None by its stubs
+        return
     with service().app_context():
         function_ids = active_function_ids()
     consumer = sender  # the worker's Consumer
@@ -113,20 +119,24 @@ def on_pool_process_start(**_: Any) -> None:
         db.engine.dispose(close=False)
 
 
-def wait_for_schema() -> None:
-    """Return once the database holds this release's schema; raise after a long wait."""
+def wait_for_schema(wait_seconds: float) -> str | None:
+    """Wait until the database holds this release's schema; return why the worker cannot
+    run when it never does within `wait_seconds`, or holds a later release's."""
     started = time.monotonic()
     reminded: float | None = None
     while True:
         try:
-            if schema_is_current(service()):
-                return
+            found = schema_problem(service())
+            if found is None:
+                return None
+            if not found.upgrade_helps:
+                return found.reason
             problem = "the database schema is behind this release"
         except Exception as error:  # noqa: BLE001 - unreachable, not yet created: keep waiting
             problem = f"the database cannot be read ({type(error).__name__}: {error})"
         now = time.monotonic()
-        if now - started > SCHEMA_WAIT_SECONDS:
-            raise RuntimeError(f"{problem}; run `compute db upgrade`, then restart the worker")
+        if now - started > wait_seconds:
+            return f"{problem}; run `compute db upgrade`, then start the worker again"
         if reminded is None or now - reminded > SCHEMA_REMINDER_SECONDS:
             logger.warning("waiting: %s (`compute db upgrade` brings it up to date)", problem)
             reminded = now

@@ -6,6 +6,7 @@ import contextlib
 import fcntl
 import logging
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any, cast
 
 import sqlalchemy as sa
@@ -93,8 +94,25 @@ def migration_lock(engine: sa.Engine) -> Iterator[None]:
             fcntl.flock(lock_file, fcntl.LOCK_UN)
 
 
-def schema_is_current(app: Flask) -> bool:
-    """Whether the database holds every migration of this release (none missing)."""
+UPGRADE_ADVICE = (
+    "run `compute db upgrade` with the service's environment (DATABASE_URL, "
+    "COMPUTE_DATA_DIR), then start it again"
+)
+
+
+@dataclass(frozen=True)
+class SchemaProblem:
+    """Why this release cannot use the database's schema."""
+
+    reason: str
+    # Behind: `compute db upgrade` from this release fixes it. Newer: nothing this
+    # release can do.
+    upgrade_helps: bool
+
+
+def schema_problem(app: Flask) -> SchemaProblem | None:
+    """What keeps this release from using the database's schema; None when it is this
+    release's (every migration applied, none unknown)."""
     from alembic.config import Config
     from alembic.runtime.migration import MigrationContext
     from alembic.script import ScriptDirectory
@@ -109,29 +127,38 @@ def schema_is_current(app: Flask) -> bool:
         script = ScriptDirectory.from_config(config)
         with app.extensions["sqlalchemy"].engine.connect() as connection:
             current = set(MigrationContext.configure(connection).get_current_heads())
-    return current == set(script.get_heads())
+    if current == set(script.get_heads()):
+        return None
+    known = {revision.revision for revision in script.walk_revisions()}
+    if unknown := sorted(current - known):
+        # Migrated by a later release: upgrading from this one cannot help.
+        return SchemaProblem(
+            f"the database schema is newer than this release (revision {', '.join(unknown)}): "
+            "install the release that migrated it",
+            upgrade_helps=False,
+        )
+    return SchemaProblem(
+        f"the database schema is behind this release: {UPGRADE_ADVICE}", upgrade_helps=True
+    )
 
 
-class SchemaBehind(RuntimeError):
-    """The database holds an older schema than this release needs."""
+class SchemaMismatch(RuntimeError):
+    """The database holds another schema than this release's (older, or newer)."""
 
 
 def require_current_schema(app: Flask) -> None:
-    """Refuse to serve a database whose schema is behind this release.
+    """Refuse to serve a database whose schema is not this release's.
 
     A database that cannot be read yet (still starting, say) is not refused: the service
     starts, and its health check says the database is down until it answers.
 
     Raises:
-        SchemaBehind: saying which command brings the schema up to date.
+        SchemaMismatch: saying what brings the schema and the release together.
     """
     try:
-        current = schema_is_current(app)
+        problem = schema_problem(app)
     except sa.exc.SQLAlchemyError as error:
         logging.getLogger(__name__).warning("could not read the database's schema: %s", error)
         return
-    if not current:
-        raise SchemaBehind(
-            "the database schema is behind this release: run `compute db upgrade` with the "
-            "service's environment (DATABASE_URL, COMPUTE_DATA_DIR), then start it again"
-        )
+    if problem is not None:
+        raise SchemaMismatch(problem.reason)

@@ -203,6 +203,8 @@ class Settings:
     reconcile_interval_seconds: float = 5.0
     # A pending job younger than this is left to the publish that is on its way.
     republish_grace_seconds: float = 5.0
+    # How long a starting worker waits for `compute db upgrade` before it gives up.
+    schema_wait_seconds: float = 300.0
     # "auto" uses per-job cgroups where the host allows, "portable" never does, "cgroup"
     # refuses to run jobs without them.
     resource_enforcement: str = "auto"

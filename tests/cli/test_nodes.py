@@ -4,6 +4,7 @@ configured by the environment alone, as the machines of a deployment run them.""
 from __future__ import annotations
 
 import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import psutil
 import pytest
 import requests
+import sqlalchemy as sa
 
 import compute
 from compute import Function
@@ -101,3 +103,71 @@ def test_each_part_needs_the_shared_broker(command: str, tmp_path: Path) -> None
     )
     assert answer.returncode == 1
     assert f"compute {command} needs REDIS_URL" in answer.stderr
+
+
+def _log_text(path: Path) -> str:
+    return path.read_text(errors="replace") if path.exists() else ""
+
+
+def test_a_worker_node_started_first_waits_for_the_schema(tmp_path: Path) -> None:
+    with claimed_redis_url() as redis_url:
+        env = cli_environment(
+            REDIS_URL=redis_url,
+            COMPUTE_DATA_DIR=str(tmp_path / "data"),
+            COMPUTE_SCHEMA_WAIT_SECONDS="120",
+        )
+        log = tmp_path / "worker.log"
+        node = compute_cli("worker", "--name", "early", "--concurrency", "1")
+        with started(node, env, log) as worker:
+            wait_until(
+                lambda: "waiting: the database schema is behind this release" in _log_text(log),
+                timeout=60,
+                describe=lambda: _log_text(log),
+            )
+            subprocess.run(compute_cli("db", "upgrade"), env=env, check=True, timeout=120)
+            wait_until(
+                lambda: "reconciler started" in _log_text(log),
+                timeout=60,
+                describe=lambda: _log_text(log),
+            )
+            assert worker.is_running()
+
+
+def test_a_worker_node_that_never_finds_its_schema_stops_saying_why(tmp_path: Path) -> None:
+    with claimed_redis_url() as redis_url:
+        env = cli_environment(
+            REDIS_URL=redis_url,
+            COMPUTE_DATA_DIR=str(tmp_path / "data"),
+            COMPUTE_SCHEMA_WAIT_SECONDS="2",
+        )
+        node = compute_cli("worker", "--name", "stale", "--concurrency", "1")
+        answer = subprocess.run(node, env=env, capture_output=True, text=True, timeout=120)
+    # Stopped, not left half-started: a supervisor sees the failure and says why.
+    assert answer.returncode == 1, answer.stdout + answer.stderr
+    assert (
+        "this worker cannot run: the database schema is behind this release; "
+        "run `compute db upgrade`" in answer.stdout + answer.stderr
+    )
+
+
+def test_an_older_release_is_refused_a_newer_schema(tmp_path: Path) -> None:
+    with claimed_redis_url() as redis_url:
+        env = cli_environment(REDIS_URL=redis_url, COMPUTE_DATA_DIR=str(tmp_path / "data"))
+        subprocess.run(compute_cli("db", "upgrade"), env=env, check=True, timeout=120)
+        # As a later release's migration leaves it.
+        engine = sa.create_engine(f"sqlite:///{tmp_path / 'data' / 'compute.db'}")
+        with engine.begin() as connection:
+            connection.execute(sa.text("UPDATE alembic_version SET version_num = 'f0f0f0f0f0f0'"))
+        engine.dispose()
+        newer = "the database schema is newer than this release (revision f0f0f0f0f0f0)"
+
+        serve = [sys.executable, "-c", "import api.wsgi"]
+        refused = subprocess.run(serve, env=env, capture_output=True, text=True, timeout=120)
+        assert refused.returncode != 0
+        assert newer in refused.stderr
+
+        # At once: waiting for `compute db upgrade` could not help.
+        node = compute_cli("worker", "--name", "old", "--concurrency", "1")
+        answer = subprocess.run(node, env=env, capture_output=True, text=True, timeout=120)
+        assert answer.returncode == 1
+        assert f"this worker cannot run: {newer}" in answer.stdout + answer.stderr
