@@ -14,10 +14,11 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+import billiard.process
 import sqlalchemy as sa
 from flask import current_app
 
-from compute.server.blobstore import job_log_key, job_prefix, job_result_key
+from compute.server.blobstore import BlobStore, job_log_key, job_prefix, job_result_key
 from compute.server.extensions import db
 from compute.server.models import Function, Job
 from compute.server.redaction import Redactor, job_output_redactor
@@ -40,6 +41,7 @@ from .attempt_watch import LiveAttempt
 from .execution.executor import ExecutorPool
 from .execution.job_limits import JobLimits
 from .execution.job_monitor import Ending, ProcessOutcome, run_process
+from .execution.job_result import JobResult
 from .execution.job_user import job_identities
 from .execution.joblog import JobLog
 from .execution.scratch import job_scratch_root
@@ -53,7 +55,6 @@ logger = logging.getLogger(__name__)
 
 # Warm executors of this worker process (each Celery pool process has its own).
 EXECUTORS = ExecutorPool()
-RESULT_TAG_NONE = b"n"
 
 
 class AttemptResult(enum.Enum):
@@ -214,6 +215,7 @@ def _run_claimed(
         timeout_seconds=timeout,
         kill_grace_seconds=settings.kill_grace_seconds,
         disk_mb=settings.job_disk_mb,
+        slot=_slot(),
     )
     log = JobLog(redact=_output_redactor())
     log.add(f"[attempt {claim.attempt}]")
@@ -258,26 +260,33 @@ def _run_claimed(
         scratch_root=job_scratch_root(settings.work_dir),
         watch=watch,
     )
-    if outcome.ending is Ending.ABANDONED or heartbeat.lost.is_set():
-        # Another attempt owns the job now; its log and outcome are its own.
-        return AttemptResult.ABANDONED
-    if outcome.ending is Ending.CANCELED and _deleted(claim):
-        # Stopped because its job was deleted: nothing is recorded, and the live log
-        # written since the deletion removed the job's blobs goes too.
-        current_app.extensions["blobstore"].delete_prefix(
-            job_prefix(claim.function_id, claim.job_id)
+    # Whatever becomes of the attempt, the worker's copy of its result goes with it.
+    with outcome:
+        if outcome.ending is Ending.ABANDONED or heartbeat.lost.is_set():
+            # Another attempt owns the job now; its log and outcome are its own.
+            return AttemptResult.ABANDONED
+        if outcome.ending is Ending.CANCELED and _deleted(claim):
+            # Stopped because its job was deleted: nothing is recorded, and the live log
+            # written since the deletion removed the job's blobs goes too.
+            current_app.extensions["blobstore"].delete_prefix(
+                job_prefix(claim.function_id, claim.job_id)
+            )
+            return AttemptResult.SKIPPED
+        verdict = judge(outcome, limits)
+        if verdict.status is JobStatus.CANCELED:
+            log.add("[job canceled: stopped at its owner's request]")
+        elif verdict.error:
+            # Text the job wrote: the operator's secrets are hidden in it as in its output.
+            verdict = replace(verdict, error=_output_redactor()(verdict.error))
+            log.add(f"[job {verdict.status}: {verdict.error}]")
+        return _record(
+            claim, log, outcome.result, verdict, outcome.runtime, retry_count, handover, watch
         )
-        return AttemptResult.SKIPPED
-    verdict = judge(outcome, limits)
-    if verdict.status is JobStatus.CANCELED:
-        log.add("[job canceled: stopped at its owner's request]")
-    elif verdict.error:
-        # Text the job wrote: the operator's secrets are hidden in it as in its output.
-        verdict = replace(verdict, error=_output_redactor()(verdict.error))
-        log.add(f"[job {verdict.status}: {verdict.error}]")
-    return _record(
-        claim, log, outcome.result, verdict, outcome.runtime, retry_count, handover, watch
-    )
+
+
+def _slot() -> int:
+    """This pool process's index among the node's (0 outside a Celery pool)."""
+    return int(getattr(billiard.process.current_process(), "index", 0) or 0)
 
 
 def _deleted(claim: Claim) -> bool:
@@ -294,10 +303,19 @@ def _stop_check(redis_url: str | None, job_id: str) -> Callable[[], bool]:
     return lambda: stop_asked(client, job_id)
 
 
+def _store_result(store: BlobStore, key: str, result: JobResult) -> None:
+    """Store the value as the worker holds it: one that is in memory in one piece (the
+    common case, and the cheaper call), one spooled to disk streamed, never read whole."""
+    if result.in_memory:
+        store.put(key, result.value_bytes())
+    else:
+        store.put_stream(key, result.stream())
+
+
 def _record(
     claim: Claim,
     log: JobLog,
-    result: bytes | None,
+    result: JobResult | None,
     verdict: Verdict,
     runtime: float,
     retry_count: int,
@@ -314,8 +332,8 @@ def _record(
     earlier = watch.earlier_log() if watch is not None else store.get(log_key) or b""
     store.put(log_key, earlier + log.to_bytes())
     has_result = False
-    if verdict.status is JobStatus.SUCCESS and result and result[:1] != RESULT_TAG_NONE:
-        store.put(job_result_key(claim.function_id, claim.job_id), result[1:])
+    if verdict.status is JobStatus.SUCCESS and result is not None and result.has_value:
+        _store_result(store, job_result_key(claim.function_id, claim.job_id), result)
         has_result = True
     if verdict.retryable and claim.failed_attempts <= retry_count:
         released = release_for_retry(db.session, claim, verdict.error or "failed")

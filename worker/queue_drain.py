@@ -26,6 +26,7 @@ from compute.server.transitions import Claim, ClaimRefusal
 
 from .broker_scan import run_job_id_of
 from .jobs import AttemptResult, Handover, run_attempt, run_claimed_attempt
+from .node_stopping import node_stopping
 
 DRAIN_SECONDS = 1.0
 
@@ -42,9 +43,10 @@ class QueuedJobs:
         self.foreign: bytes | None = None
 
     def take(self) -> str | None:
-        """The next queued job's id; None when the queue is empty, the time is up, or the
-        next message is not one of the run task's (it goes back for Celery to judge)."""
-        if time.monotonic() >= self.deadline or self.foreign is not None:
+        """The next queued job's id; None when the queue is empty, the time is up, the
+        node is stopping, or the next message is not one of the run task's (it goes back
+        for Celery to judge)."""
+        if time.monotonic() >= self.deadline or self.foreign is not None or node_stopping():
             return None
         # kombu's Redis transport pushes on the left and pops on the right.
         raw = cast("bytes | None", self.client.rpop(self.queue))

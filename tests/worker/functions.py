@@ -281,6 +281,11 @@ def returns_bytes_of(size):
     return bytes(size)
 
 
+def returns_pattern(size):
+    period = bytes(range(251))  # a prime period: a piece stored out of place or twice shows
+    return (period * (size // len(period) + 1))[:size]
+
+
 def try_connect(targets):
     """Connect to each (host, port); say what happened, never hang."""
     import socket
@@ -388,3 +393,11 @@ def ticks_recording_pid(marker_dir, count, seconds):
         print(f"tick {index} {time.time()}", flush=True)
         time.sleep(seconds)
     return count
+
+
+def cpus_while_busy(seconds):
+    """The CPUs this job may run on, and its span, after being busy `seconds`."""
+    started = time.time()
+    while time.time() - started < seconds:
+        pass
+    return {"cpus": sorted(os.sched_getaffinity(0)), "start": started, "end": time.time()}

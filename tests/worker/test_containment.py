@@ -23,7 +23,7 @@ from compute import Function, JobStatus
 from tests.capabilities import ROOT, requires
 from tests.conftest import ApiClient
 from tests.worker import functions
-from tests.worker.conftest import KILL_GRACE_SECONDS, ExecutionStack
+from tests.worker.conftest import KILL_GRACE_SECONDS, ExecutionStack, running_stack
 from tests.worker.execution.netns import peer_namespace
 from worker.execution.job_user import resolve_job_identities
 
@@ -238,3 +238,39 @@ def test_every_job_runs_as_a_uid_of_the_range(exec_user: ApiClient) -> None:
     _finish(job)
     uid = job.result()["uid"]
     assert identities.first_uid <= uid <= identities.last_uid
+
+
+def test_jobs_running_side_by_side_are_pinned_to_cpus_of_their_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # One slot per CPU, as a node has by default: each slot's jobs get a CPU of their own
+    # rather than every job the node's first.
+    available = sorted(os.sched_getaffinity(0))
+    assert len(available) >= 2, "this test needs a machine of two CPUs or more"
+    slots = len(available)
+    with (
+        running_stack("sqlite", "compute-cpus-", processes=slots) as stack,
+        stack.sdk_user(monkeypatch),
+    ):
+        fn = Function(
+            functions.cpus_while_busy,
+            name="pinned",
+            cpus=1,
+            timeout=60,
+            maximum_concurrency=slots,
+        )
+        fn.save()
+        jobs = fn.map([1.5] * (2 * slots))
+        for job in jobs:
+            _finish(job)
+        runs = [job.result() for job in jobs]
+    assert all(len(run["cpus"]) == 1 for run in runs), runs
+    overlapping = [
+        (first, second)
+        for index, first in enumerate(runs)
+        for second in runs[index + 1 :]
+        if first["start"] < second["end"] and second["start"] < first["end"]
+    ]
+    assert overlapping, runs
+    assert all(first["cpus"] != second["cpus"] for first, second in overlapping), runs
+    assert {cpu for run in runs for cpu in run["cpus"]} == set(available)

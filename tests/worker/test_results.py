@@ -5,6 +5,7 @@ from __future__ import annotations
 from compute import Function, JobStatus, Serializable
 from tests.conftest import ApiClient
 from tests.worker import functions
+from worker.execution.job_result import SPOOL_MEMORY_BYTES
 
 
 class Point(Serializable):
@@ -52,3 +53,10 @@ def test_none_result_is_an_empty_body(exec_user: ApiClient) -> None:
     response = exec_user.get(f"/jobs/{job.id}/result")
     assert response.status_code == 200 and response.content == b""
     assert job.result() is None
+
+
+def test_a_large_result_is_stored_and_served_whole(exec_user: ApiClient) -> None:
+    # Past what the worker keeps in memory: spooled to its disk and streamed to the store.
+    size = 3 * SPOOL_MEMORY_BYTES + 1
+    job = _run(functions.returns_pattern, size)
+    assert exec_user.get(f"/jobs/{job.id}/result").content == functions.returns_pattern(size)

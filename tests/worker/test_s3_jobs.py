@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 from compute import Function, JobStatus
+from compute.server.s3_blobstore import PART_BYTES
 from tests.conftest import ApiClient
 from tests.s3 import S3Server, running_s3_server
 from tests.worker import functions
@@ -103,3 +104,20 @@ def test_jobs_store_their_results_in_the_bucket_and_wait_out_a_store_that_is_dow
     assert waiting.status == JobStatus.SUCCESS, stack.worker_output()
     assert waiting.result() == 10
     assert f"{BLOB_PREFIX}/jobs/{fn.id}/{waiting.id}/result" in s3.object_keys(BLOB_PREFIX + "/")
+
+
+def test_a_large_result_is_streamed_to_the_bucket_a_part_at_a_time(
+    s3_stack: tuple[ExecutionStack, S3Server], s3_user: ApiClient
+) -> None:
+    stack, s3 = s3_stack
+    size = 2 * PART_BYTES + 1  # three parts of a multipart upload
+    fn = Function(functions.returns_pattern, name="s3-large", timeout=60)
+    fn.save()
+    job = fn(size)
+    job.wait_for_completion(timeout=WAIT_SECONDS, interval=0.2)
+    assert job.status == JobStatus.SUCCESS, stack.worker_output()
+    assert s3_user.get(f"/jobs/{job.id}/result").content == functions.returns_pattern(size)
+    key = f"{BLOB_PREFIX}/jobs/{fn.id}/{job.id}/result"
+    stored = s3.client().head_object(Bucket=s3.bucket, Key=key)
+    # A multipart upload's ETag ends with its number of parts: the worker streamed it.
+    assert stored["ContentLength"] == size and stored["ETag"].endswith('-3"')

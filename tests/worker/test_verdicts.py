@@ -7,6 +7,7 @@ import pytest
 from compute import JobStatus
 from worker.execution.job_limits import JobLimits
 from worker.execution.job_monitor import Ending, ProcessOutcome
+from worker.execution.job_result import JobResult
 from worker.jobs import Verdict, judge
 
 LIMITS = JobLimits(cpus=1, memory_mb=256, timeout_seconds=2, disk_mb=64)
@@ -19,7 +20,8 @@ def ended(
     refused: str | None = None,
     failure: str | None = None,
 ) -> ProcessOutcome:
-    return ProcessOutcome(ending, exit_code, result, 1.0, 10.0, refused, failure)
+    returned = None if result is None else JobResult.from_bytes(result)
+    return ProcessOutcome(ending, exit_code, returned, 1.0, 10.0, refused, failure)
 
 
 @pytest.mark.parametrize(

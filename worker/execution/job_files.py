@@ -2,8 +2,10 @@
 
 The job writes its result and, when it raises, the summary of its exception in `out/`,
 a directory of its own. Both are untrusted: the worker opens neither through a link nor
-a FIFO, only a regular file of the job's uid, and never reads past a bound. The summary
-becomes the job's failure reason, so it is cut to one line of printable text.
+a FIFO, only a regular file of the job's uid, and never reads past a bound. The result
+is copied into a spooled file of the worker's (`job_result.py`), so a large one is never
+held whole in memory. The summary becomes the job's failure reason, so it is cut to one
+line of printable text.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from .job_result import JobResult, copy_capped, new_spool
 from .job_user import JobUser
 
 # A reason is read in a table row or an exception message: a summary past this is a
@@ -116,12 +119,18 @@ def open_own_file(path: Path, user: JobUser) -> IO[bytes] | None:
     return handle
 
 
-def read_result(path: Path, user: JobUser, max_bytes: int) -> tuple[bytes | None, str | None]:
-    """The result the job wrote, or why it is refused; never reads more than `max_bytes`.
+def read_result(
+    path: Path, user: JobUser, max_bytes: int, spool_dir: Path | None
+) -> tuple[JobResult | None, str | None]:
+    """The result the job wrote, copied out of its reach, or why it is refused; never
+    reads more than `max_bytes` of its value.
+
+    The copy is the worker's own (`job_result.py`): in memory while small, else in an
+    unnamed file of `spool_dir` that no job can open.
 
     Returns:
-        (tag byte + encoded value, None), (None, None) when there is no result, or
-        (None, the reason it was refused).
+        (the result, None), (None, None) when there is no result, or (None, the reason
+        it was refused).
     """
     try:
         handle = open_own_file(path, user)
@@ -133,10 +142,25 @@ def read_result(path: Path, user: JobUser, max_bytes: int) -> tuple[bytes | None
         size = os.fstat(handle.fileno()).st_size
         if size - 1 > max_bytes:  # the tag byte is not part of the value
             return None, _too_large(size - 1, max_bytes)
-        data = handle.read(max_bytes + 2)
-    if len(data) - 1 > max_bytes:  # it grew after the check
-        return None, _too_large(len(data) - 1, max_bytes)
-    return data, None
+        return _spool_result(handle, max_bytes, spool_dir)
+
+
+def _spool_result(
+    handle: IO[bytes], max_bytes: int, spool_dir: Path | None
+) -> tuple[JobResult | None, str | None]:
+    """Copy the open result into a spool of the worker's, a piece at a time, stopping one
+    byte past `max_bytes`: the size checked may be out of date, the copy's never is."""
+    tag = handle.read(1)
+    spool = new_spool(spool_dir)
+    try:
+        copied = copy_capped(handle, spool, max_bytes + 1)
+    except BaseException:
+        spool.close()
+        raise
+    if copied > max_bytes:  # it grew after the check
+        spool.close()
+        return None, _too_large(copied, max_bytes)
+    return JobResult(tag, spool, copied), None
 
 
 def _too_large(size: int, max_bytes: int) -> str:

@@ -28,6 +28,9 @@ class JobLimits:
     max_processes: int = 512  # processes and threads of the job, where cgroups count them
     # What the job may write to its scratch space: home, bundle copy, /tmp.
     disk_mb: int = 10240
+    # Which of the worker's job slots runs it (its pool process's index): jobs of other
+    # slots are pinned to other CPUs where there are enough (`cpu_set`).
+    slot: int = 0
 
     @property
     def whole_cpus(self) -> int:
@@ -37,6 +40,10 @@ class JobLimits:
         return {name: str(self.whole_cpus) for name in THREAD_VARIABLES}
 
     def cpu_set(self) -> set[int]:
-        """The CPUs to pin the job to: the first `ceil(cpus)` this worker may use."""
+        """The CPUs to pin the job to: `ceil(cpus)` of those this worker may use, the
+        slot's own share of them, so that the jobs of a node's slots run side by side
+        rather than all on its first CPUs."""
         available = sorted(os.sched_getaffinity(0))
-        return set(available[: self.whole_cpus])
+        start = (self.slot * self.whole_cpus) % len(available)
+        rotated = available[start:] + available[:start]
+        return set(rotated[: self.whole_cpus])

@@ -11,7 +11,9 @@ The job's scratch directory stays the worker's, so the job cannot swap the entri
 worker opens (its output FIFOs, its gate, its result directory) for links; the job owns
 what it writes: its home, its copy of the bundle, its `/tmp` and the directory its
 result goes to. The result, and the summary of an exception, are read only if they are
-regular files the job wrote, and never past a bound (`job_files.py`).
+regular files the job wrote, and never past a bound (`job_files.py`); the result is
+copied into a spooled file of the worker's, on its disk past a small size, which the
+outcome holds until its caller closes it (`job_result.py`).
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from .executor import (
 from .host_enforcement import EnforcementMode, select_enforcement
 from .job_files import JobFiles, read_failure, read_result
 from .job_limits import JobLimits
+from .job_result import JobResult
 from .job_user import JobIdentities, JobUser, resolve_job_identities
 from .joblog import MAX_LINE_BYTES, JobLog
 from .kept_threads import kept_threads
@@ -83,15 +86,29 @@ class Ending(enum.Enum):
 
 @dataclass
 class ProcessOutcome:
+    """How a job's process ended, and what it returned. Close it (or use it as a context
+    manager) once done with it: its result may hold a file of the worker's."""
+
     ending: Ending
     exit_code: int | None
-    result: bytes | None  # tag byte + encoded value, when the call returned
+    result: JobResult | None  # when the call returned
     runtime: float
     peak_rss_mb: float
     # Why the result the job wrote was not kept (too large, not a file it wrote).
     refused_result: str | None = None
     # The exception that ended the call, one cleaned line: `ValueError: bad tile 17`.
     failure: str | None = None
+
+    def close(self) -> None:
+        """Let go of the worker's copy of the result, if any; idempotent."""
+        if self.result is not None:
+            self.result.close()
+
+    def __enter__(self) -> ProcessOutcome:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
 
 
 def job_environment(limits: JobLimits, env_python: str, home: str) -> dict[str, str]:
@@ -172,8 +189,8 @@ def run_process(
         identities: the job uids to lease one from (`resolve_job_identities()` if None).
         max_result_bytes: the largest encoded value kept; a larger one is refused
             without being read (`refused_result`).
-        scratch_root: where the job's directories are made; the system's temporary
-            directory's `compute-jobs` if None.
+        scratch_root: where the job's directories are made, and where a large result is
+            spooled; the system's temporary directory's `compute-jobs` if None.
 
     Raises:
         EnforcementUnavailable: `cgroup` enforcement was asked for and the host has none.
@@ -188,6 +205,9 @@ def run_process(
     deadline = started + limits.timeout_seconds
     call = {"args": args or [], "kwargs": kwargs or {}}
     with contextlib.ExitStack() as stack:
+        # Entered first, so left last: a result read is closed if anything after fails,
+        # ending the job's processes or emptying its directories included.
+        kept = stack.enter_context(_KeptResult())
         confinement: Confinement
         launched: Launched | None = None
         if executors is not None:
@@ -254,13 +274,31 @@ def run_process(
         exit_code = process.poll()
         if ending is Ending.EXITED and (exit_code == SIGXFSZ_EXIT or disk.exceeded()):
             ending = Ending.DISK_EXCEEDED
-        result, refused, failure = None, None, None
+        refused, failure = None, None
         owner = launched.executor.user if launched.executor else user
         if ending is Ending.EXITED and exit_code == 0:
-            result, refused = read_result(files.result, owner, max_result_bytes)
+            # Spooled beside the jobs' directories: on the worker's disk, where no job
+            # may list or open a file of the worker's.
+            kept.result, refused = read_result(
+                files.result, owner, max_result_bytes, confines.scratch_root
+            )
         elif ending is Ending.EXITED and exit_code == EXCEPTION_EXIT_CODE:
             failure = read_failure(files.failure, owner)
-    return ProcessOutcome(ending, exit_code, result, runtime, peak, refused, failure)
+    return ProcessOutcome(ending, exit_code, kept.result, runtime, peak, refused, failure)
+
+
+@dataclass
+class _KeptResult:
+    """The job's result once read: closed if the run fails before handing it over."""
+
+    result: JobResult | None = None
+
+    def __enter__(self) -> _KeptResult:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        if kind is not None and self.result is not None:
+            self.result.close()
 
 
 def _discard_on_error(

@@ -14,22 +14,26 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import psutil
 import pytest
 
 from tests.capabilities import missing_capability
 from worker.build import InterpreterRegistry
+from worker.execution import job_files
 from worker.execution.cgroups import PARENT_NAME, CgroupSupport, probe_cgroups
 from worker.execution.job_limits import JobLimits
 from worker.execution.job_monitor import ProcessOutcome, run_process
+from worker.execution.job_result import new_spool
 from worker.execution.job_user import resolve_job_identities
 from worker.execution.joblog import DEFAULT_MAX_BYTES, JobLog
 
 SUPPORT = probe_cgroups()
 NO_CGROUPS = "a usable cgroup hierarchy (none here: unprivileged or not delegated)"
 JOB_USER = resolve_job_identities().representative()
+# A prime period for test data: no chunk boundary of a copy lines up with it.
+PATTERN_PERIOD = 251
 
 
 @functools.cache
@@ -87,10 +91,21 @@ def survivors(marker: str) -> list[psutil.Process]:
     return found
 
 
+def returned(outcome: ProcessOutcome) -> bytes | None:
+    """What the job wrote as its result (tag byte, then the value), as the worker holds it;
+    None when it holds none."""
+    if outcome.result is None:
+        return None
+    value = outcome.result.value_bytes()
+    assert len(value) == outcome.result.size
+    return outcome.result.tag + value
+
+
 @pytest.fixture
-def run(tmp_path: Path) -> Runner:
+def run(tmp_path: Path) -> Iterator[Runner]:
     """Run `source`'s `main(*args)` as a job under the given limits and enforcement mode;
-    `options` go to `run_process`."""
+    `options` go to `run_process`. Each outcome is closed when the test ends."""
+    outcomes: list[ProcessOutcome] = []
 
     def runner(
         source: str,
@@ -111,9 +126,34 @@ def run(tmp_path: Path) -> Runner:
         limits = JobLimits(cpus, memory_mb, timeout, grace, max_processes, disk_mb)
         log = JobLog(log_bytes)
         outcome = run_process(job_python(), bundle, list(args), {}, limits, log, mode, **options)
+        outcomes.append(outcome)
         return Ran(outcome, log.to_bytes().decode())
 
-    return runner
+    yield runner
+    for outcome in outcomes:
+        outcome.close()
+
+
+def pattern(size: int) -> bytes:
+    """`size` bytes in which a piece copied out of place or twice shows."""
+    period = bytes(range(PATTERN_PERIOD))
+    return (period * (size // len(period) + 1))[:size]
+
+
+@pytest.fixture
+def spools(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:
+    """Every spool the worker makes for a job's result, to look at where it holds it;
+    closed when the test ends."""
+    made: list[Any] = []
+
+    def spy(directory: Path | None) -> IO[bytes]:
+        made.append(new_spool(directory))
+        return made[-1]
+
+    monkeypatch.setattr(job_files, "new_spool", spy)
+    yield made
+    for spool in made:
+        spool.close()
 
 
 @pytest.fixture(autouse=True)

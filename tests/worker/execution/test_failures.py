@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.worker.execution.conftest import Ran, Runner
+from tests.worker.execution.conftest import Ran, Runner, returned
 from worker.execution.executor import ExecutorPool
 from worker.execution.job_files import MAX_REASON_CHARS, clean_reason
 from worker.execution.job_monitor import Ending
@@ -152,7 +152,7 @@ def test_a_summary_is_read_only_after_an_exception(run_failing: Runner) -> None:
 def test_a_success_has_no_failure(run_failing: Runner) -> None:
     ran = run_failing("fine")
     assert ran.outcome.exit_code == 0 and ran.outcome.failure is None
-    assert ran.outcome.result == b'j"fine"'
+    assert returned(ran.outcome) == b'j"fine"'
 
 
 @pytest.mark.parametrize(

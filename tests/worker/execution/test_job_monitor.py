@@ -4,16 +4,29 @@ included, and the size of their log and result."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import threading
 import time
+import tracemalloc
+import types
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.worker.execution.conftest import Runner, cgroup_support, survivors
+from tests.worker.execution.conftest import (
+    PATTERN_PERIOD,
+    Runner,
+    cgroup_support,
+    pattern,
+    returned,
+    survivors,
+)
+from worker.execution import job_monitor
 from worker.execution.job_monitor import DEFAULT_MAX_RESULT_BYTES, Ending
+from worker.execution.job_result import COPY_CHUNK_BYTES, SPOOL_MEMORY_BYTES
 
 ALLOCATE = """
 def main(megabytes):
@@ -144,7 +157,7 @@ def test_memory_past_the_limit_is_out_of_memory(run: Runner, mode: str) -> None:
 def test_memory_under_the_limit_runs_to_the_end(run: Runner, mode: str) -> None:
     ran = run(ALLOCATE, 64, mode=mode, memory_mb=256)
     assert ran.outcome.ending is Ending.EXITED
-    assert ran.outcome.result == b"j4"
+    assert returned(ran.outcome) == b"j4"
     if mode == "cgroup":  # the kernel's peak; the portable watch samples and may miss it
         assert ran.outcome.peak_rss_mb >= 64
 
@@ -163,19 +176,19 @@ def test_children_each_under_a_process_limit_are_held_to_the_job_limit(run: Runn
 def test_many_threads_under_a_generous_limit_are_not_killed(run: Runner, mode: str) -> None:
     ran = run(THREADS, mode=mode, memory_mb=512)
     assert ran.outcome.ending is Ending.EXITED, ran.log
-    assert ran.outcome.result == b"j64"
+    assert returned(ran.outcome) == b"j64"
 
 
 def test_half_a_cpu_holds_two_busy_processes_to_half_a_cpu(run: Runner) -> None:
     cgroup_support("cpu")
     ran = run(BUSY_PAIR, mode="cgroup", cpus=0.5)
-    usage = json.loads(ran.outcome.result[1:])
+    usage = json.loads(ran.outcome.result.value_bytes())
     assert usage["cpu"] / usage["wall"] <= 0.6, usage
 
 
 def test_without_a_quota_affinity_holds_half_a_cpu_to_one(run: Runner) -> None:
     ran = run(BUSY_PAIR, mode="portable", cpus=0.5)
-    usage = json.loads(ran.outcome.result[1:])
+    usage = json.loads(ran.outcome.result.value_bytes())
     assert usage["cpu"] / usage["wall"] <= 1.1, usage
 
 
@@ -196,7 +209,7 @@ def test_a_daemon_left_by_a_finished_job_is_killed(run: Runner, marker: str) -> 
     cgroup_support()
     ran = run(DAEMON_LEFT_BEHIND, marker, mode="cgroup")
     assert ran.outcome.ending is Ending.EXITED
-    assert ran.outcome.result == b'j"done"'
+    assert returned(ran.outcome) == b'j"done"'
     assert survivors(marker) == []
 
 
@@ -265,7 +278,7 @@ def test_a_result_past_the_limit_is_refused(run: Runner, mode: str) -> None:
 
 def test_a_result_at_the_limit_is_kept(run: Runner) -> None:
     ran = run(RETURNS_BYTES, 1024, max_result_bytes=1024)
-    assert ran.outcome.result == b"b" + bytes(1024)
+    assert returned(ran.outcome) == b"b" + bytes(1024)
     assert ran.outcome.refused_result is None
 
 
@@ -294,6 +307,57 @@ def test_a_fifo_for_a_result_does_not_block_the_worker(run: Runner) -> None:
     ran = run(PLANTS_RESULT, "fifo", "")
     assert ran.outcome.refused_result == "its result is not a regular file of its own"
     assert time.monotonic() - started < 10
+
+
+RETURNS_PATTERN = f"""
+def main(size):
+    period = bytes(range({PATTERN_PERIOD}))
+    return (period * (size // len(period) + 1))[:size]
+"""
+
+
+def test_a_large_result_comes_back_whole_from_disk_not_memory(
+    run: Runner, spools: list[Any]
+) -> None:
+    size = 20 * 2**20
+    tracemalloc.start()
+    try:
+        ran = run(RETURNS_PATTERN, size)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    result = ran.outcome.result
+    assert result is not None and (result.tag, result.size) == (b"b", size), ran.log
+    assert not result.in_memory and spools[0]._rolled
+    # The worker held a piece of it at a time: never the whole value, nor a second copy.
+    assert peak < 8 * COPY_CHUNK_BYTES, peak
+    assert result.value_bytes() == pattern(size)
+
+
+def test_a_large_result_past_the_limit_is_refused_without_being_read(
+    run: Runner, spools: list[Any]
+) -> None:
+    size, limit = 20 * 2**20, 16 * 2**20
+    ran = run(RETURNS_PATTERN, size, max_result_bytes=limit)
+    assert ran.outcome.ending is Ending.EXITED and ran.outcome.exit_code == 0
+    assert ran.outcome.result is None
+    assert (
+        ran.outcome.refused_result == f"its result of {size} bytes exceeds the {limit} byte limit"
+    )
+    assert spools == []  # not a byte of it was copied
+
+
+def test_a_result_read_is_let_go_of_when_cleaning_up_after_the_job_fails(
+    run: Runner, spools: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def fail(path: str, **_: object) -> None:
+        shutil.rmtree(path, ignore_errors=True)
+        raise OSError("the job's directory would not go")
+
+    monkeypatch.setattr(job_monitor, "shutil", types.SimpleNamespace(rmtree=fail))
+    with pytest.raises(OSError, match="would not go"):
+        run(RETURNS_PATTERN, 2 * SPOOL_MEMORY_BYTES)
+    assert len(spools) == 1 and spools[0]._rolled and spools[0].closed
 
 
 @pytest.mark.parametrize("length", [100, 300_000])

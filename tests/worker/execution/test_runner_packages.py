@@ -52,8 +52,9 @@ def pool() -> Iterator[ExecutorPool]:
 
 def report(outcome: ProcessOutcome, log: JobLog) -> dict[str, object]:
     assert outcome.ending is Ending.EXITED and outcome.exit_code == 0, log.to_bytes().decode()
-    assert outcome.result is not None and outcome.result[:1] == b"j"
-    return json.loads(outcome.result[1:])
+    with outcome:
+        assert outcome.result is not None and outcome.result.tag == b"j"
+        return json.loads(outcome.result.value_bytes())
 
 
 @pytest.mark.parametrize("warm", [False, True], ids=["cold", "warm"])

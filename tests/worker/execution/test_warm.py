@@ -108,8 +108,9 @@ def run_job(
 
 
 def value(outcome: ProcessOutcome) -> object:
-    assert outcome.result is not None and outcome.result[:1] == b"j"
-    return json.loads(outcome.result[1:])
+    with outcome:
+        assert outcome.result is not None and outcome.result.tag == b"j"
+        return json.loads(outcome.result.value_bytes())
 
 
 def test_jobs_share_one_import_and_run_in_separate_children(
