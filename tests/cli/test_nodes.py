@@ -109,13 +109,17 @@ def _log_text(path: Path) -> str:
     return path.read_text(errors="replace") if path.exists() else ""
 
 
+def _node_environment(tmp_path: Path, redis_url: str, schema_wait_seconds: int) -> dict[str, str]:
+    return cli_environment(
+        REDIS_URL=redis_url,
+        COMPUTE_DATA_DIR=str(tmp_path / "data"),
+        COMPUTE_SCHEMA_WAIT_SECONDS=str(schema_wait_seconds),
+    )
+
+
 def test_a_worker_node_started_first_waits_for_the_schema(tmp_path: Path) -> None:
     with claimed_redis_url() as redis_url:
-        env = cli_environment(
-            REDIS_URL=redis_url,
-            COMPUTE_DATA_DIR=str(tmp_path / "data"),
-            COMPUTE_SCHEMA_WAIT_SECONDS="120",
-        )
+        env = _node_environment(tmp_path, redis_url, schema_wait_seconds=120)
         log = tmp_path / "worker.log"
         node = compute_cli("worker", "--name", "early", "--concurrency", "1")
         with started(node, env, log) as worker:
@@ -135,11 +139,7 @@ def test_a_worker_node_started_first_waits_for_the_schema(tmp_path: Path) -> Non
 
 def test_a_worker_node_that_never_finds_its_schema_stops_saying_why(tmp_path: Path) -> None:
     with claimed_redis_url() as redis_url:
-        env = cli_environment(
-            REDIS_URL=redis_url,
-            COMPUTE_DATA_DIR=str(tmp_path / "data"),
-            COMPUTE_SCHEMA_WAIT_SECONDS="2",
-        )
+        env = _node_environment(tmp_path, redis_url, schema_wait_seconds=2)
         node = compute_cli("worker", "--name", "stale", "--concurrency", "1")
         answer = subprocess.run(node, env=env, capture_output=True, text=True, timeout=120)
     # Stopped, not left half-started: a supervisor sees the failure and says why.
