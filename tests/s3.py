@@ -38,6 +38,8 @@ class S3Server:
         self.port = port
         self.bucket = bucket
         self._app = DomainDispatcherApplication(create_backend_app)
+        # (method, path) of every request served, in order: what the service asked of it.
+        self.requests: list[tuple[str, str]] = []
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -59,11 +61,19 @@ class S3Server:
 
     def start(self) -> None:
         server = make_server(
-            HOST, self.port, self._app, threaded=True, request_handler=MotoRequestHandler
+            HOST, self.port, self._recorded, threaded=True, request_handler=MotoRequestHandler
         )
         self._server = server
         self._thread = threading.Thread(target=server.serve_forever, daemon=True)
         self._thread.start()
+
+    def _recorded(self, environ: dict[str, Any], start_response: Any) -> Any:
+        self.requests.append((environ["REQUEST_METHOD"], environ.get("PATH_INFO", "")))
+        return self._app(environ, start_response)
+
+    def gets_of(self, key: str) -> int:
+        """How many times the object `key` of the bucket was read (GET)."""
+        return self.requests.count(("GET", f"/{self.bucket}/{key}"))
 
     def stop(self) -> None:
         """Close the port: connections are refused until `start()`; objects are kept."""

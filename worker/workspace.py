@@ -1,8 +1,9 @@
 """This machine's copy of a function: its unpacked bundle and its environment.
 
-Built once per worker process and function bundle (keyed by the bundle's digest), from
-the shared blob store, so any machine can run any function's jobs; environments come
-from the shared (image, requirements) cache, so a cache hit costs milliseconds.
+Fetched from the shared blob store and unpacked once per machine and function bundle
+(keyed by the bundle's digest), so any machine can run any function's jobs; each worker
+process finds it there, and its environment in the (image, requirements) cache, so a
+process after the first costs milliseconds and no download.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from flask import current_app
 from compute.server.models import Function
 from compute.server.settings import current_settings
 
-from .build import BuildSettings, build_function
+from .build import BuildError, BuildSettings, build_function, environment_of_unpacked
 from .bundle_fetch import fetched_bundle
 
 _prepared: dict[tuple[str, str], tuple[Path, Path]] = {}
@@ -54,6 +55,15 @@ def prepare_function(function: FunctionCode) -> tuple[Path, Path]:
     bundles_root.chmod(0o700)
     final_dir = bundles_root / f"{function.id}-{(function.bundle_sha256 or 'none')[:16]}"
     build_settings = BuildSettings.from_settings(settings)
+    if final_dir.is_dir():
+        # Another process of this machine unpacked and built it (a directory appears
+        # there only whole): its environment is in the cache, and nothing is downloaded.
+        try:
+            env_python = environment_of_unpacked(final_dir, function.image, build_settings)
+        except BuildError as error:
+            raise PreparationError(str(error)) from None
+        _prepared[key] = (env_python, final_dir)
+        return _prepared[key]
     staging = bundles_root / f".{final_dir.name}-{uuid.uuid4().hex}"
     store = current_app.extensions["blobstore"]
     with fetched_bundle(store, function.bundle_key, build_settings.scratch_root) as bundle:

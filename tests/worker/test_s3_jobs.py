@@ -23,6 +23,7 @@ from tests.worker.conftest import (
     running_stack,
 )
 from tests.worker.support import job_json, job_log
+from worker.queue_drain import DRAIN_SECONDS
 
 BLOB_PREFIX = "service/blobs"
 # Attempts the store may fail while it is down: far more than the test needs, so the job
@@ -121,3 +122,24 @@ def test_a_large_result_is_streamed_to_the_bucket_a_part_at_a_time(
     stored = s3.client().head_object(Bucket=s3.bucket, Key=key)
     # A multipart upload's ETag ends with its number of parts: the worker streamed it.
     assert stored["ContentLength"] == size and stored["ETag"].endswith('-3"')
+
+
+def test_a_machine_downloads_a_bundle_once_for_all_its_processes(
+    s3_stack: tuple[ExecutionStack, S3Server], s3_user: ApiClient
+) -> None:
+    stack, s3 = s3_stack
+    fn = Function(functions.timed_sleep, name="s3-once", timeout=60)
+    fn.save()
+    first = fn(0.1)
+    first.wait_for_completion(timeout=WAIT_SECONDS, interval=0.2)
+    time.sleep(DRAIN_SECONDS + 0.5)  # its process has gone back to Celery for messages
+    # Two at once: each in a pool process of its own, so the second process prepares the
+    # function too, from what the first unpacked on this machine.
+    side_by_side = fn.map([1.5, 1.5])
+    for job in side_by_side:
+        job.wait_for_completion(timeout=WAIT_SECONDS, interval=0.2)
+        assert job.status == JobStatus.SUCCESS, stack.worker_output()
+    (start_a, end_a), (start_b, end_b) = (job.result() for job in side_by_side)
+    assert start_a < end_b and start_b < end_a, "the two jobs did not run at once"
+    # The build's check, then this machine's copy: never once per process.
+    assert s3.gets_of(f"{BLOB_PREFIX}/bundles/{fn.id}.zip") == 2

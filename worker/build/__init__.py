@@ -6,7 +6,7 @@ Plain modules with no Celery or Flask in them; the worker's build task calls
 
 from __future__ import annotations
 
-from .builder import BuildResult, BuildSettings, build_function
+from .builder import BuildResult, BuildSettings, build_function, environment_of_unpacked
 from .bundle import BundleLimits, UnpackedBundle, unpack_bundle
 from .environments import Environment, EnvironmentCache
 from .errors import BuildError, BundleError, EnvironmentBuildError, ImageError, RequirementsError
@@ -30,6 +30,7 @@ __all__ = [
     "RequirementsError",
     "UnpackedBundle",
     "build_function",
+    "environment_of_unpacked",
     "parse_image",
     "parse_requirements",
     "unpack_bundle",

@@ -166,6 +166,23 @@ def _build(
 ) -> Environment:
     unpacked = unpack_bundle(bundle, target, settings.bundle_limits)
     report.bundle(unpacked.files, unpacked.total_bytes)
+    return _environment(unpacked, image, settings, report)
+
+
+def environment_of_unpacked(bundle_dir: Path, image: str, settings: BuildSettings) -> Path:
+    """The environment's python for a bundle this machine has unpacked and built before
+    (`build_function`'s `unpack_to`): found in the environment cache, with no download.
+
+    Raises:
+        BuildError: its requirements, image or environment fail as in a build.
+    """
+    report = BuildReport(image, _redactor(settings, bundle_dir, None))
+    return _environment(UnpackedBundle(bundle_dir, 0, 0), image, settings, report).python
+
+
+def _environment(
+    unpacked: UnpackedBundle, image: str, settings: BuildSettings, report: BuildReport
+) -> Environment:
     requirements = parse_requirements(_requirements_text(unpacked))
     report.requirements(requirements)
     interpreter = interpreter_registry(
