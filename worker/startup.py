@@ -22,7 +22,13 @@ from .build import InstallerOptions
 from .celery_app import app, service
 from .execution.host_enforcement import describe_enforcement
 from .execution.job_user import build_identities, describe_job_identities, job_identities
-from .execution.network import Service, apply_network_policy, service_endpoints, services_of
+from .execution.network import (
+    Service,
+    apply_network_policy,
+    service_endpoints,
+    services_of,
+    show_services,
+)
 from .execution.runtime import scripts_directory
 from .execution.sandbox import describe_sandbox
 from .execution.scratch import job_scratch_root
@@ -158,6 +164,8 @@ def _apply_network_policy(settings: Settings) -> str:
     uses, which may listen on this host (`InstallerOptions.network_urls`); return how
     the jobs' network is restricted."""
     own = _own_services(settings)
+    if own:
+        logger.info("jobs and builds are refused the service's own %s", show_services(own))
     policy = apply_network_policy(
         settings.job_uid_base, settings.job_uid_count, settings.job_network, refused=own
     )

@@ -210,11 +210,11 @@ def apply_network_policy(
         return NetworkPolicy(NetworkMechanism.UNRESTRICTED, _unrestricted(who, uids, problem))
     described = f"{who} network: nftables owner match on {uids}: {parsed.describe()}"
     if services:
-        listed = ", ".join(_show(address, port) for address, port in services)
-        described += f"; except {listed}"
+        described += f"; except {show_services(services)}"
     if refused:
-        listed = ", ".join(_show(address, port) for address, port in refused)
-        described += f"; the service's own {listed} refused"
+        # Counted, not listed: the description reaches users (`/workers`, `/readyz`),
+        # and the addresses of the database and the broker are the operator's.
+        described += f"; the service's own {len(refused)} endpoints refused"
     return NetworkPolicy(NetworkMechanism.NFTABLES, f"{described} (table inet {table})", table)
 
 
@@ -263,6 +263,11 @@ def service_endpoints(
         if not service[0].is_global and service not in found:
             found.append(service)
     return found
+
+
+def show_services(services: Sequence[Service]) -> str:
+    """`address:port` of each, joined by commas, as the worker's log names them."""
+    return ", ".join(_show(address, port) for address, port in services)
 
 
 def _show(address: IPAddress, port: int) -> str:
