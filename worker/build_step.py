@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 from flask import current_app
 
@@ -25,8 +26,20 @@ from .bundle_fetch import fetched_bundle
 logger = logging.getLogger(__name__)
 
 
-def run_build(function_id: str) -> bool:
-    """Build `function_id` if it is waiting for a build; return whether it is built."""
+class BuildElsewhere(Exception):
+    """This node cannot run the function's image, and another live node can: the build is
+    theirs to judge."""
+
+
+def run_build(function_id: str, offered_elsewhere: Callable[[str], bool] | None = None) -> bool:
+    """Build `function_id` if it is waiting for a build; return whether it is built.
+
+    Args:
+        offered_elsewhere: whether another live node offers an image this one lacks.
+
+    Raises:
+        BuildElsewhere: the image is missing here only; nothing was recorded.
+    """
     function = db.session.get(Function, function_id)
     if function is None:
         return False
@@ -41,6 +54,11 @@ def run_build(function_id: str) -> bool:
                 function, "the uploaded bundle is missing", "The bundle could not be found."
             )
         result = build_function(bundle, function.image, settings)
+    if result.image_missing and offered_elsewhere and offered_elsewhere(function.image):
+        # One node's lack is not the function's fault: it must not fail for all.
+        logger.info("build of %s left to a node offering %s", function.id, function.image)
+        db.session.rollback()
+        raise BuildElsewhere(function.image)
     metrics.build_finished(result.ok, time.monotonic() - started)
     store.put(build_log_key(function.id), result.log_text.encode())
     if not result.ok:

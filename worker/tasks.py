@@ -13,8 +13,9 @@ from typing import Any
 from celery import Task
 
 from compute.server.dispatch import BUILD_TASK, RUN_TASK
+from compute.server.presence import live_workers
 
-from .build_step import run_build
+from .build_step import BuildElsewhere, run_build
 from .celery_app import app
 from .jobs import AttemptResult, function_of_job, run_attempt
 from .publishing import broker_client, function_label, publish_jobs
@@ -25,12 +26,32 @@ from .task_results import JobFailed, task_result
 logger = logging.getLogger(__name__)
 
 CAPACITY_RETRY_SECONDS = 0.25
+# How often, and how soon, a build goes back for a node offering its image.
+BUILD_HAND_ON_LIMIT = 20
+BUILD_HAND_ON_SECONDS = 0.5
 
 
-@app.task(name=BUILD_TASK, acks_late=True)
-def build_task(function_id: str) -> None:
-    if run_build(function_id):
+@app.task(name=BUILD_TASK, bind=True, acks_late=True, max_retries=None)
+def build_task(self: Task[Any, Any], function_id: str) -> None:
+    # A node lacking the image hands the build on while another live node offers it, a
+    # bounded number of times: the shared build queue may bring it back here.
+    may_hand_on = self.request.retries < BUILD_HAND_ON_LIMIT
+    offered = functools.partial(offered_by_another_node, self.request.hostname)
+    try:
+        built = run_build(function_id, offered if may_hand_on else None)
+    except BuildElsewhere:
+        raise self.retry(countdown=BUILD_HAND_ON_SECONDS) from None
+    if built:
         publish_pending_jobs(function_id)
+
+
+def offered_by_another_node(this_node: str | None, image: str) -> bool:
+    """Whether a live node other than `this_node` offers `image`, as their presence says."""
+    workers = live_workers(broker_client(app.conf.broker_url))
+    return any(
+        worker.node != this_node and any(offered.image == image for offered in worker.images)
+        for worker in workers
+    )
 
 
 # A failed job fails its task, for monitors; `task_results` says why delivery is unchanged.

@@ -139,13 +139,20 @@ class Cluster:
     token: str
     nodes: dict[str, Node] = field(default_factory=dict)
 
-    def start_node(self, name: str, concurrency: int = NODE_CONCURRENCY) -> Node:
-        """Start a `compute worker` node with directories of its own; return it once ready."""
+    def start_node(
+        self,
+        name: str,
+        concurrency: int = NODE_CONCURRENCY,
+        settings: dict[str, str] | None = None,
+    ) -> Node:
+        """Start a `compute worker` node with directories of its own, and `settings` in its
+        environment besides the cluster's; return it once ready."""
         home = self.directory / name
         env = {
             **self.env,
             "COMPUTE_DATA_DIR": str(home / "data"),
             "COMPUTE_WORK_DIR": str(home / "work"),
+            **(settings or {}),
         }
         home.mkdir(mode=0o711)
         log_path = self.directory / f"{name}.log"

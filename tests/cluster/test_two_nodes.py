@@ -5,18 +5,26 @@ loses no job, and a node started mid-run takes work at once."""
 from __future__ import annotations
 
 import collections
+import re
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
-from compute import Function
+from compute import Function, FunctionStatus
+from compute.server.dispatch import BUILD_QUEUE
 from tests.cluster.conftest import (
     JOB_LEASE_SECONDS,
     NODE_CONCURRENCY,
     RECONCILE_INTERVAL_SECONDS,
     Cluster,
+    Node,
     kill_tree,
+    stop_tree,
 )
+from tests.published_client.conftest import find_python310
 from tests.worker import functions
 from tests.worker.support import wait_until
 from worker.lease_owners import owner_pid
@@ -165,3 +173,58 @@ def test_a_node_started_mid_run_takes_work_at_once(cluster: Cluster) -> None:
     print(f"node-c recorded its first job {time.monotonic() - newcomer.ready_at:.1f} s after start")
     # The rest is not this test's: canceled, so the run ends here.
     fn.cancel_jobs()
+
+
+def celery_control(cluster: Cluster, *words: str) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "celery", "-A", "worker.celery_app", "control", *words],
+        env=cluster.env,
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+
+
+def node_name(node: Node) -> str:
+    [name] = re.findall(rf"({re.escape(node.name)}@\S+) ready\.", node.log())
+    return name
+
+
+def test_a_node_lacking_an_image_leaves_the_build_to_one_offering_it(cluster: Cluster) -> None:
+    python310, tried = find_python310()
+    assert python310 is not None, f"this test needs a Python 3.10 (tried {tried})"
+    wide = [node for node in cluster.nodes.values() if node.process.poll() is None]
+    # A node seeing no pyenv and no interpreter on its PATH but its own: no python3.10.
+    narrow = cluster.start_node(
+        "narrow",
+        settings={
+            "HOME": str(cluster.directory / "narrow"),
+            "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
+        },
+    )
+    try:
+        # The wide nodes stop taking builds for a while: the narrow one must take it.
+        wide_names = ",".join(node_name(node) for node in wide)
+        celery_control(cluster, "cancel_consumer", BUILD_QUEUE, "-d", wide_names)
+        fn = Function(functions.double, name="py310-only-elsewhere", image="python3.10:latest")
+        fn.save()
+        wait_until(
+            lambda: "left to a node offering python3.10:latest" in narrow.log(),
+            timeout=RUN_SECONDS,
+            describe=narrow.log,
+        )
+        celery_control(cluster, "add_consumer", BUILD_QUEUE, "-d", wide_names)
+
+        def build_settled() -> bool:
+            fn.refresh()
+            return fn.status != FunctionStatus.BUILDING
+
+        wait_until(build_settled, timeout=RUN_SECONDS, describe=lambda: fn.status)
+        # Built by a node that can run it; the narrow node's lack failed nobody.
+        assert fn.status != FunctionStatus.BUILD_FAILED, narrow.log()
+    finally:
+        stop_tree(narrow.process)
+        del cluster.nodes["narrow"]
+    job = fn(21)
+    job.wait_for_completion(timeout=RUN_SECONDS, interval=0.2)
+    assert job.result() == 42

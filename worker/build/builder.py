@@ -21,7 +21,7 @@ from compute.server.redaction import Redactor
 from ..execution.job_user import job_identities
 from .bundle import BundleLimits, UnpackedBundle, unpack_bundle
 from .environments import Environment, EnvironmentCache
-from .errors import BuildError, EnvironmentBuildError, RequirementsError
+from .errors import BuildError, EnvironmentBuildError, ImageError, RequirementsError
 from .images import InterpreterRegistry
 from .installer import InstallerOptions
 from .report import BuildReport
@@ -79,6 +79,8 @@ class BuildResult:
     bundle_dir: Path | None = None
     error: str | None = None
     environment: Environment | None = None
+    # This worker offers no interpreter for the image; another node may.
+    image_missing: bool = False
 
 
 @functools.lru_cache(maxsize=8)
@@ -133,7 +135,12 @@ def build_function(
             report.installer_output(error.log)
         # The error reaches the function's owner too, as the waiting jobs' error.
         reason = redact(str(error))
-        return BuildResult(ok=False, log_text=report.failed(reason), error=reason)
+        return BuildResult(
+            ok=False,
+            log_text=report.failed(reason),
+            error=reason,
+            image_missing=isinstance(error, ImageError),
+        )
     finally:
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
