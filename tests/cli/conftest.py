@@ -98,6 +98,23 @@ class RunningUp:
         return self.process.wait(timeout=STOP_TIMEOUT_SECONDS)
 
 
+def stop_with_tree(
+    process: subprocess.Popen[bytes],
+    tree: list[psutil.Process],
+    timeout: float = STOP_TIMEOUT_SECONDS,
+) -> None:
+    """SIGTERM `process`, SIGKILL it if it outlives `timeout`, then SIGKILL whatever of
+    `tree` (its descendants, listed while it ran) is left."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    for leftover in survivors(tree):
+        leftover.kill()
+
+
 def survivors(processes: list[psutil.Process]) -> list[psutil.Process]:
     """Those of `processes` still running (a zombie counts as gone)."""
     alive = []
@@ -131,15 +148,7 @@ def running_up(tmp_path: Path, **env: str) -> Iterator[RunningUp]:
         yield running
     finally:
         if process.poll() is None:
-            tree = running.tree()
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=STOP_TIMEOUT_SECONDS)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-            for leftover in survivors(tree):
-                leftover.kill()
+            stop_with_tree(process, running.tree())
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 import compute
 from compute import Function
-from tests.cli.conftest import cli_environment, compute_cli, free_port, survivors
+from tests.cli.conftest import cli_environment, compute_cli, free_port, stop_with_tree
 from tests.redis_databases import claimed_redis_url
 from tests.worker import functions
 from tests.worker.support import wait_until
@@ -32,14 +32,7 @@ def started(argv: list[str], env: dict[str, str], log_path: Path) -> Iterator[ps
         yield psutil.Process(process.pid)
     finally:
         tree = [psutil.Process(process.pid), *psutil.Process(process.pid).children(True)]
-        process.terminate()
-        try:
-            process.wait(timeout=STOP_SECONDS)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        for leftover in survivors(tree):
-            leftover.kill()
+        stop_with_tree(process, tree, STOP_SECONDS)
 
 
 def test_an_api_and_a_worker_node_started_apart_run_jobs(

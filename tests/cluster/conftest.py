@@ -28,7 +28,7 @@ from tests.cli.conftest import cli_environment, compute_cli, free_port
 from tests.conftest import _postgres_database
 from tests.redis_databases import claimed_redis_url
 from tests.s3 import running_s3_server
-from tests.worker.conftest import job_reachable_directory
+from tests.worker.conftest import job_reachable_directory, process_tree, stop_tree
 from tests.worker.support import wait_until
 
 # Short leases and frequent sweeps: a lost node's jobs come back within seconds.
@@ -54,15 +54,6 @@ def on_host_of_its_own(host: str, argv: list[str]) -> list[str]:
     return [unshare, "--uts", "sh", "-c", 'hostname "$0" && exec "$@"', host, *argv]
 
 
-def process_tree(pid: int) -> list[psutil.Process]:
-    """The process `pid` and every process below it, as far as they still exist."""
-    try:
-        root = psutil.Process(pid)
-        return [root, *root.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return []
-
-
 def kill_tree(process: subprocess.Popen[bytes]) -> None:
     """SIGKILL `process`, its process group and every descendant, as a lost machine would
     lose them: the tree is stopped first, so nothing in it forks or reacts meanwhile."""
@@ -79,22 +70,6 @@ def kill_tree(process: subprocess.Popen[bytes]) -> None:
             member.kill()
     process.wait(timeout=STOP_SECONDS)
     psutil.wait_procs(list(tree), timeout=STOP_SECONDS)
-
-
-def stop_tree(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM a node and wait for it; SIGKILL whatever of its tree is left."""
-    tree = process_tree(process.pid)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    _, alive = psutil.wait_procs(tree, timeout=STOP_SECONDS)
-    for survivor in alive:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            survivor.kill()
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        process.wait(timeout=STOP_SECONDS)
-    if process.poll() is None:
-        process.kill()
-        process.wait()
 
 
 @dataclass

@@ -30,6 +30,8 @@ from tests.worker.wheels import build_pure_wheel, wheel_from_installed
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # More worker processes than the concurrency tests' cap, so the cap, not the pool, limits.
 WORKER_PROCESSES = 4
+# How long a stopped process tree has to exit before it is killed.
+STOP_TREE_SECONDS = 20
 # Short, so timeout tests that must wait out the grace period stay quick.
 KILL_GRACE_SECONDS = 1
 # Short leases and frequent sweeps, so recovery tests wait seconds, not the defaults.
@@ -117,17 +119,30 @@ def start_worker(
     )
 
 
-def stop_tree(process: subprocess.Popen[bytes]) -> None:
+def process_tree(pid: int) -> list[psutil.Process]:
+    """The process `pid` and every process below it, as far as they still exist."""
     try:
-        tree = [psutil.Process(process.pid), *psutil.Process(process.pid).children(recursive=True)]
-    except psutil.Error:
-        tree = []
+        root = psutil.Process(pid)
+        return [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+
+
+def stop_tree(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the process group of `process` (started in a session of its own: a
+    worker, a node) and wait for it; SIGKILL whatever of its tree is left."""
+    tree = process_tree(process.pid)
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGTERM)
-    _, alive = psutil.wait_procs(tree, timeout=15)
+    _, alive = psutil.wait_procs(tree, timeout=STOP_TREE_SECONDS)
     for survivor in alive:
-        survivor.kill()
-    process.wait(timeout=10)
+        with contextlib.suppress(psutil.NoSuchProcess):
+            survivor.kill()
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=STOP_TREE_SECONDS)
+    if process.poll() is None:
+        process.kill()
+        process.wait()
 
 
 def wait_ready(log_path: Path, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
